@@ -1,0 +1,18 @@
+"""Dramatiq actors, one module per queue family. Importing this package configures the broker.
+
+Run workers with `python app.py worker [-Q queue ...]`; the dramatiq CLI imports this package.
+"""
+
+import dramatiq
+from dramatiq.middleware import default_middleware
+
+from actors.broker import build_broker
+from actors.database import DatabaseSetup
+from config import settings
+
+broker = build_broker(settings(), middleware=[m() for m in default_middleware] + [DatabaseSetup()])
+dramatiq.set_broker(broker)
+
+from actors import expiry, writes  # noqa: E402,F401  (registers the actors on the broker)
+
+QUEUES = ("writes", "translation", "push", "webhooks", "email", "expiry")

@@ -1,0 +1,86 @@
+"""The Dramatiq broker, built from config: Redis with consumers that wake on enqueue.
+
+Stock Dramatiq's Redis consumer sleeps with a growing backoff (up to the worker timeout,
+1 s) whenever its queue is empty, which put 309-370 ms (p50) on an idle write here. Polling
+faster costs ~12% of a core per idle process at 10 ms. Instead every enqueue also pushes a
+token onto a per-queue wake-up list, and an idle consumer waits for it with BLPOP: an idle
+worker starts a message within about a millisecond and burns no CPU while it waits.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import compute_backoff
+from dramatiq.errors import ConnectionClosed
+
+from config import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Tokens beyond this many are dropped; a consumer needs only one to wake.
+WAKE_TOKENS_MAX = 256
+
+
+def wake_key(namespace: str, queue_name: str) -> str:
+    return f"{namespace}:wake:{queue_name}"
+
+
+class WakingRedisBroker(RedisBroker):
+    """A RedisBroker whose idle consumers block on a wake-up list instead of sleeping."""
+
+    @property
+    def consumer_class(self):
+        return _WakingConsumer
+
+    def consume(self, queue_name, prefetch=1, timeout=5000):
+        return _WakingConsumer(self, queue_name, prefetch, timeout)
+
+    def enqueue(self, message, *, delay=None):
+        message = super().enqueue(message, delay=delay)
+        key = wake_key(self.namespace, message.queue_name)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.lpush(key, 1)
+            pipe.ltrim(key, 0, WAKE_TOKENS_MAX - 1)
+            pipe.execute()
+        return message
+
+
+class _WakingConsumer(_RedisConsumer):
+    """Dramatiq's Redis consumer, but its idle wait ends as soon as a message is enqueued."""
+
+    def __next__(self):
+        if self.message_cache or self.outstanding_message_count >= self.prefetch:
+            return super().__next__()
+        try:
+            messages = self.broker.do_fetch(self.queue_name, self.prefetch - self.outstanding_message_count)
+            if messages:
+                self.message_cache = messages
+                return super().__next__()
+            self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
+            self.broker.client.blpop([wake_key(self.broker.namespace, self.queue_name)], timeout=backoff_ms / 1000)
+            return None
+        except redis.ConnectionError as e:
+            raise ConnectionClosed(e) from None
+
+
+def build_broker(settings: Settings, middleware=None) -> WakingRedisBroker:
+    """The broker every Sector process shares, from [redis] and [workers] settings."""
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=2,
+        # Longer than the longest BLPOP a consumer issues.
+        socket_timeout=max(10, settings.workers.idle_timeout_ms / 1000 * 3),
+        health_check_interval=30,
+    )
+    broker = WakingRedisBroker(
+        client=client,
+        namespace=f"{settings.redis.namespace}:dramatiq",
+        heartbeat_timeout=settings.workers.heartbeat_timeout_ms,
+        maintenance_chance=settings.workers.maintenance_chance,
+        middleware=middleware,
+    )
+    logger.debug("Built Redis broker on %r.", settings.redis_url)
+    return broker

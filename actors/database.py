@@ -1,0 +1,22 @@
+"""Worker middleware that binds the models to the configured database in each worker process."""
+
+import logging
+
+from dramatiq import Middleware
+
+import models
+from config import settings
+
+logger = logging.getLogger(__name__)
+
+
+class DatabaseSetup(Middleware):
+    """Open the database when a worker process boots, close each thread's connection at shutdown."""
+
+    def after_process_boot(self, broker):
+        models.open_database(settings().database_url)
+        logger.debug("Worker process bound to database %r.", settings().database.url)
+
+    def after_worker_thread_shutdown(self, broker, thread):
+        if not models.db.is_closed():
+            models.db.close()

@@ -1,0 +1,180 @@
+"""Sector: create_app() and the command line (serve | worker | scheduler | dev | migrate)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import redis.asyncio as aioredis
+from sanic import Sanic
+
+import config
+import models
+
+logger = logging.getLogger("sector")
+
+
+def create_app(settings: config.Settings | None = None) -> Sanic:
+    """The HTTP app: both dialects' blueprints, the error handler, and the shared clients."""
+    from handlers import errors
+    from handlers import sector
+    from handlers.sector import errors as sector_errors
+    from handlers.submit import Submitter
+
+    settings = settings or config.settings()
+    app = Sanic("sector")
+    app.config.REQUEST_MAX_SIZE = settings.http.max_body_bytes
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.ACCESS_LOG = settings.http.access_log
+    app.ctx.settings = settings
+    app.blueprint(sector.blueprints)
+    errors.install(app, {sector.PREFIX: sector_errors.render}, default=sector_errors.render)
+
+    @app.before_server_start
+    async def connect(app):
+        models.open_database(settings.database_url)
+        app.ctx.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        # The reply listener blocks in BLPOP, so it gets a connection of its own.
+        replies = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        app.ctx.submitter = Submitter(replies, namespace=settings.redis.namespace,
+                                      reply_timeout_ms=settings.writes.reply_timeout_ms,
+                                      batch_max=settings.writes.batch_max)
+        await app.ctx.submitter.start()
+
+    @app.after_server_stop
+    async def disconnect(app):
+        await app.ctx.submitter.stop()
+        await app.ctx.submitter.client.aclose()
+        await app.ctx.redis.aclose()
+        if not models.db.is_closed():
+            models.db.close()
+
+    return app
+
+
+def _setup_logging(settings: config.Settings) -> None:
+    logging.basicConfig(level=settings.logging.level,
+                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+
+
+def _require_redis(settings: config.Settings) -> None:
+    import embedded
+
+    if settings.redis.url == "embedded" and not embedded.is_running(settings.embedded_redis_socket):
+        sys.exit(f"The embedded Redis is not running on {settings.embedded_redis_socket}. "
+                 "Start everything with `python app.py dev`, or set SECTOR_REDIS_URL.")
+
+
+def migrate(settings: config.Settings) -> None:
+    if settings.database.url == "embedded":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    models.open_database(settings.database_url)
+    models.migrate()
+    models.db.close()
+
+
+def serve(settings: config.Settings) -> None:
+    """Run the Sanic server with [http] workers processes."""
+    from functools import partial
+
+    from sanic.worker.loader import AppLoader
+
+    _require_redis(settings)
+    migrate(settings)
+    loader = AppLoader(factory=partial(create_app, settings))
+    app = loader.load()
+    app.prepare(host=settings.http.host, port=settings.http.port, workers=settings.http.workers,
+                access_log=settings.http.access_log, motd=False)
+    Sanic.serve(primary=app, app_loader=loader)
+
+
+def worker(settings: config.Settings, queues: list[str] | None) -> None:
+    """Run Dramatiq worker processes for the given queues (all by default)."""
+    import dramatiq.cli
+
+    _require_redis(settings)
+    migrate(settings)
+    # Read by dramatiq.worker at import: the longest an idle consumer waits before polling again.
+    os.environ["dramatiq_worker_timeout"] = str(settings.workers.idle_timeout_ms)
+    args = ["actors", "--processes", str(settings.workers.processes), "--threads", str(settings.workers.threads),
+            "--path", str(config.ROOT)]
+    if queues:
+        args += ["--queues", *queues]
+    sys.exit(dramatiq.cli.main(dramatiq.cli.make_argument_parser().parse_args(args)))
+
+
+def scheduler(settings: config.Settings) -> None:
+    from scheduler import jobs
+
+    _require_redis(settings)
+    jobs.run(settings)
+
+
+def dev(settings: config.Settings) -> None:
+    """Everything on one machine: embedded Redis (unless [redis] url says otherwise), SQLite by
+    default, one worker process for all queues, the scheduler and one HTTP worker."""
+    import embedded
+
+    redis_server = embedded.start_redis(settings) if settings.redis.url == "embedded" else None
+    migrate(settings)
+    env = {**os.environ, "SECTOR_HTTP_WORKERS": "1", "SECTOR_WORKERS_PROCESSES": "1"}
+    children = [
+        subprocess.Popen([sys.executable, str(config.ROOT / "app.py"), role], env=env)
+        for role in ("worker", "scheduler", "serve")
+    ]
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    logger.info("Sector is up on http://%s:%d (data in %s). Ctrl-C stops it.",
+                settings.http.host, settings.http.port, settings.data_dir)
+    status = 0
+    while not stopping:
+        if any(child.poll() is not None for child in children):
+            logger.error("A Sector process exited; stopping the rest.")
+            status = 1
+            break
+        time.sleep(0.2)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    if redis_server is not None:
+        embedded.stop_redis(redis_server)
+    sys.exit(status)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="app.py", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the HTTP server")
+    work = commands.add_parser("worker", help="run Dramatiq workers")
+    work.add_argument("-Q", "--queues", nargs="*", help="queues to consume (default: all)")
+    commands.add_parser("scheduler", help="run the periodic job scheduler")
+    commands.add_parser("dev", help="run everything on one machine with embedded Redis and SQLite")
+    commands.add_parser("migrate", help="create or update the database schema")
+    args = parser.parse_args(argv)
+
+    settings = config.settings()
+    _setup_logging(settings)
+    if args.command == "worker":
+        worker(settings, args.queues)
+    else:
+        {"serve": serve, "scheduler": scheduler, "dev": dev, "migrate": migrate}[args.command](settings)
+
+
+if __name__ == "__main__":
+    main()

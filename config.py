@@ -1,0 +1,136 @@
+"""Settings: config.toml defaults, overridden by SECTOR_<SECTION>_<KEY> environment variables."""
+
+from __future__ import annotations
+
+import functools
+import os
+import tomllib
+from pathlib import Path
+
+import msgspec
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_FILE = ROOT / "config.toml"
+
+
+class Http(msgspec.Struct, frozen=True):
+    host: str
+    port: int
+    workers: int
+    max_body_bytes: int
+    access_log: bool
+
+
+class Database(msgspec.Struct, frozen=True):
+    url: str
+
+
+class Redis(msgspec.Struct, frozen=True):
+    url: str
+    namespace: str
+
+
+class Paths(msgspec.Struct, frozen=True):
+    data_dir: str
+
+
+class Writes(msgspec.Struct, frozen=True):
+    reply_timeout_ms: int
+    batch_max: int
+    idempotency_ttl_s: int
+    applied_retention_h: int
+
+
+class Workers(msgspec.Struct, frozen=True):
+    processes: int
+    threads: int
+    idle_timeout_ms: int
+    heartbeat_timeout_ms: int
+    maintenance_chance: int
+
+
+class Auth(msgspec.Struct, frozen=True):
+    challenge_ttl_s: int
+    token_ttl_days: int
+
+
+class Limits(msgspec.Struct, frozen=True):
+    name_chars: int
+    description_chars: int
+    message_chars: int
+    profile_pic_chars: int
+    search_default: int
+    search_max: int
+
+
+class Scheduler(msgspec.Struct, frozen=True):
+    lock_ttl_s: int
+    sweep_interval_s: int
+
+
+class Logging(msgspec.Struct, frozen=True):
+    level: str
+
+
+class Settings(msgspec.Struct, frozen=True):
+    http: Http
+    database: Database
+    redis: Redis
+    paths: Paths
+    writes: Writes
+    workers: Workers
+    auth: Auth
+    limits: Limits
+    scheduler: Scheduler
+    logging: Logging
+
+    @property
+    def data_dir(self) -> Path:
+        """The data directory, relative paths taken from the project root."""
+        return (ROOT / self.paths.data_dir).resolve()
+
+    @property
+    def database_url(self) -> str:
+        """The peewee database URL, with "embedded" resolved to SQLite under the data dir."""
+        if self.database.url == "embedded":
+            return f"sqlite:///{self.data_dir / 'sector.sqlite3'}"
+        return self.database.url
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        """Where the embedded redis-server listens."""
+        return self.data_dir / "redis.sock"
+
+    @property
+    def redis_url(self) -> str:
+        """The Redis URL, with "embedded" resolved to the embedded server's unix socket."""
+        if self.redis.url == "embedded":
+            return f"unix://{self.embedded_redis_socket}"
+        return self.redis.url
+
+
+class ConfigError(Exception):
+    """The configuration file or an override is not valid."""
+
+
+def load(path: Path | str = DEFAULT_FILE, environ: dict[str, str] | None = None) -> Settings:
+    """Read config.toml and apply SECTOR_<SECTION>_<KEY> overrides from the environment."""
+    environ = os.environ if environ is None else environ
+    with open(path, "rb") as f:
+        raw = tomllib.load(f)
+    for section, values in raw.items():
+        for key in values:
+            override = environ.get(f"SECTOR_{section}_{key}".upper())
+            if override is not None:
+                values[key] = override
+    try:
+        # strict=False lets environment strings become ints and bools.
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"invalid configuration: {e}") from None
+
+
+@functools.cache
+def settings() -> Settings:
+    """The process-wide settings, loaded once."""
+    return load()

@@ -1,0 +1,170 @@
+"""How each write command changes the database, inside the caller's transaction.
+
+The write actor records every applied command id, so a redelivered command never gets here
+twice. What remains for these functions is to refuse what the domain does not allow: an id
+already taken by someone else's create, a name taken meanwhile, a parent deleted meanwhile.
+Creates insert first and explain a refusal afterwards, so the common case costs one statement.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import singledispatch
+
+from peewee import IntegrityError
+
+from domain import commands as c
+from domain.errors import Conflict, DomainError, NotFound
+from models import Channel, Membership, Message, Token, User, Workspace, db
+
+
+@singledispatch
+def apply(command: c.Command) -> None:
+    """Apply one command; raises a DomainError when it cannot."""
+    raise TypeError(f"no write defined for {type(command).__name__}")
+
+
+def _create(model, **values) -> None:
+    try:
+        with db.atomic():  # a savepoint, so the transaction survives a refused insert
+            model.insert(**values).execute()
+    except IntegrityError as e:
+        raise _explain(model, values) from e
+
+
+def _explain(model, values: dict) -> DomainError:
+    """Why inserting `values` into `model` broke a constraint, in words a client can act on."""
+    pk = model._meta.primary_key
+    if pk.name in values and model.select().where(pk == values[pk.name]).exists():
+        return Conflict("That id is already in use.", {"id": ["That id is already in use."]})
+    for field in model._meta.refs:
+        if values.get(field.name) is not None:
+            target = field.rel_model
+            if not target.select().where(field.rel_field == values[field.name]).exists():
+                return NotFound(f"The {field.name} does not exist.")
+    return Conflict(f"The {model.__name__.lower()} conflicts with an existing one.")
+
+
+def _update(model, key, values: dict, missing: str) -> None:
+    values = {k: v for k, v in values.items() if v is not None}
+    if model.update(**values).where(key).execute() == 0:
+        raise NotFound(missing)
+
+
+def _username_free(username: str, user_id: int | None = None) -> None:
+    taken = User.select().where(User.username_key == username.casefold())
+    if user_id is not None:
+        taken = taken.where(User.id != user_id)
+    if taken.exists():
+        raise Conflict("That username is taken.", {"username": ["That username is taken."]})
+
+
+@apply.register
+def _(cmd: c.CreateAccount) -> None:
+    _username_free(cmd.username)
+    _create(User, uid=cmd.user_uid, username=cmd.username, username_key=cmd.username.casefold(),
+            pubkey=cmd.pubkey, profile_pic=cmd.profile_pic, created_at=cmd.at, updated_at=cmd.at)
+
+
+@apply.register
+def _(cmd: c.UpdateAccount) -> None:
+    values = {"profile_pic": cmd.profile_pic, "updated_at": cmd.at}
+    if cmd.username is not None:
+        _username_free(cmd.username, cmd.user_id)
+        values.update(username=cmd.username, username_key=cmd.username.casefold())
+    _update(User, User.id == cmd.user_id, values, "Account not found.")
+
+
+@apply.register
+def _(cmd: c.DeleteAccount) -> None:
+    # Groups the account owns go with it; foreign keys cascade to the rest.
+    Workspace.delete().where(Workspace.owner == cmd.user_id).execute()
+    User.delete().where(User.id == cmd.user_id).execute()
+
+
+@apply.register
+def _(cmd: c.IssueToken) -> None:
+    _create(Token, id=cmd.token_id, user=cmd.user_id, name=cmd.name, secret_hash=cmd.secret_hash,
+            abilities=json.dumps(cmd.abilities), expires_at=cmd.expires_at, created_at=cmd.at)
+
+
+@apply.register
+def _(cmd: c.RevokeToken) -> None:
+    Token.update(revoked_at=cmd.at).where((Token.id == cmd.token_id) & Token.revoked_at.is_null()).execute()
+
+
+@apply.register
+def _(cmd: c.CreateGroup) -> None:
+    _create(Workspace, id=cmd.group_id, name=cmd.name, description=cmd.description, owner=cmd.owner_id,
+            created_at=cmd.at, updated_at=cmd.at)
+    members = [cmd.owner_id] + [m for m in dict.fromkeys(cmd.member_ids) if m != cmd.owner_id]
+    rows = [{"workspace": cmd.group_id, "user": m, "role": "owner" if m == cmd.owner_id else "member",
+             "created_at": cmd.at} for m in members]
+    try:
+        with db.atomic():
+            Membership.insert_many(rows).execute()
+    except IntegrityError as e:
+        raise NotFound("A member account does not exist.", {"members": ["A member account does not exist."]}) from e
+
+
+@apply.register
+def _(cmd: c.UpdateGroup) -> None:
+    values = {"name": cmd.name, "description": cmd.description, "updated_at": cmd.at}
+    _update(Workspace, Workspace.id == cmd.group_id, values, "Group not found.")
+
+
+@apply.register
+def _(cmd: c.DeleteGroup) -> None:
+    Workspace.delete().where(Workspace.id == cmd.group_id).execute()
+
+
+@apply.register
+def _(cmd: c.AddMember) -> None:
+    already = Membership.select().where((Membership.workspace == cmd.group_id) & (Membership.user == cmd.user_id))
+    if not already.exists():
+        _create(Membership, workspace=cmd.group_id, user=cmd.user_id, created_at=cmd.at)
+
+
+@apply.register
+def _(cmd: c.RemoveMember) -> None:
+    Membership.delete().where((Membership.workspace == cmd.group_id) & (Membership.user == cmd.user_id)).execute()
+
+
+@apply.register
+def _(cmd: c.CreateChannel) -> None:
+    _create(Channel, id=cmd.channel_id, workspace=cmd.group_id, name=cmd.name, description=cmd.description,
+            created_by=cmd.created_by, created_at=cmd.at, updated_at=cmd.at)
+
+
+@apply.register
+def _(cmd: c.UpdateChannel) -> None:
+    values = {"name": cmd.name, "description": cmd.description, "updated_at": cmd.at}
+    _update(Channel, Channel.id == cmd.channel_id, values, "Channel not found.")
+
+
+@apply.register
+def _(cmd: c.DeleteChannel) -> None:
+    Channel.delete().where(Channel.id == cmd.channel_id).execute()
+
+
+@apply.register
+def _(cmd: c.PostMessage) -> None:
+    _create(Message, id=cmd.message_id, channel=cmd.channel_id, author=cmd.author_id, body=cmd.body,
+            pinned=cmd.pinned, created_at=cmd.at)
+
+
+@apply.register
+def _(cmd: c.UpdateMessage) -> None:
+    values = {"body": cmd.body, "pinned": cmd.pinned, "edited_at": cmd.at if cmd.body is not None else None}
+    if cmd.body is None and cmd.pinned is None:
+        return
+    live = (Message.id == cmd.message_id) & Message.deleted_at.is_null()
+    _update(Message, live, values, "Message not found.")
+
+
+@apply.register
+def _(cmd: c.DeleteMessage) -> None:
+    # Kept as a tombstone (threads and translations refer to it); the text is gone.
+    Message.update(deleted_at=cmd.at, body="", pinned=False).where(
+        (Message.id == cmd.message_id) & Message.deleted_at.is_null()
+    ).execute()

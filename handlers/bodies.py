@@ -1,0 +1,47 @@
+"""Request bodies in, JSON out: msgspec decoding with errors a client can act on."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import TypeVar
+
+import msgspec
+from sanic.response import HTTPResponse
+
+from domain.errors import BadRequest, Invalid
+
+T = TypeVar("T")
+_AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+
+
+def parse(request, schema: type[T]) -> T:
+    """Decode the JSON body into `schema`; 400 if it is not JSON, 422 naming the field if it does not fit."""
+    if not request.body:
+        raise BadRequest("A JSON body is required.")
+    try:
+        return msgspec.json.decode(request.body, type=schema)
+    except msgspec.ValidationError as e:
+        message = str(e)
+        match = _AT_PATH.search(message)
+        field = re.sub(r"\[\d+\]$", "", match.group(1)) if match and match.group(1) else "body"
+        text = _AT_PATH.sub("", message)
+        raise Invalid(f"{field}: {text}", {field: [text]}) from None
+    except msgspec.DecodeError as e:
+        raise BadRequest(f"The body is not valid JSON: {e}") from None
+
+
+def path_id(value: str, name: str) -> uuid.UUID:
+    """A path segment that must be a UUID."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Invalid(f"{name} must be a UUID.", {name: ["Must be a UUID."]}) from None
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def json(data, status: int = 200, headers: dict | None = None) -> HTTPResponse:
+    """A JSON response of any msgspec-encodable value."""
+    return HTTPResponse(_encoder.encode(data), status=status, headers=headers, content_type="application/json")

@@ -1,0 +1,62 @@
+"""One error handler for the app: framework and infrastructure errors become domain errors,
+and each dialect renders a domain error in its own wire shape."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from sanic import exceptions as sanic_errors
+from sanic.response import HTTPResponse
+
+from domain import errors
+
+logger = logging.getLogger(__name__)
+
+# Sanic's own exceptions (unknown route, wrong method, body too large, bad framing) by status.
+_BY_STATUS = {
+    400: errors.BadRequest,
+    401: errors.Unauthenticated,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    413: errors.PayloadTooLarge,
+}
+
+
+def as_domain_error(exc: Exception) -> errors.DomainError | None:
+    """The domain error a client should see for `exc`, or None if it is a bug."""
+    if isinstance(exc, errors.DomainError):
+        return exc
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        logger.error("Redis is unreachable: %s", exc)
+        return errors.Unavailable("A backing service is unreachable; retry later.", 5)
+    if isinstance(exc, sanic_errors.MethodNotAllowed):
+        error = errors.DomainError(str(exc))
+        error.status, error.code = 405, "method_not_allowed"
+        return error
+    if isinstance(exc, sanic_errors.SanicException):
+        cls = _BY_STATUS.get(exc.status_code)
+        if cls is not None:
+            return cls(str(exc.message or exc))
+    return None
+
+
+def install(app, renderers: dict[str, callable], default) -> None:
+    """Route every exception to the renderer of the dialect whose path prefix matches."""
+
+    def handle(request, exc):
+        error = as_domain_error(exc)
+        if error is None:
+            logger.exception("Unhandled error on %s %s", request.method if request else "-", request.path if request else "-")
+            error = errors.DomainError("Something went wrong on our side.")
+            error.status, error.code = 500, "internal_error"
+        path = request.path if request is not None else ""
+        render = next((r for prefix, r in renderers.items() if path.startswith(prefix)), default)
+        response: HTTPResponse = render(error)
+        if isinstance(error, errors.Unavailable):
+            response.headers["Retry-After"] = str(error.retry_after)
+        if error.status == 405 and isinstance(exc, sanic_errors.MethodNotAllowed) and exc.allowed_methods:
+            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        return response
+
+    app.error_handler.add(Exception, handle)

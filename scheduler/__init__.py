@@ -1,0 +1,1 @@
+"""Periodic jobs: one leader among any number of scheduler processes enqueues the sweeps."""

@@ -1,0 +1,46 @@
+"""The schedule: each job is one line that enqueues an actor; the work lives in the actor."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from actors import broker, expiry
+from config import Settings
+from scheduler.leader import LeaderLock
+
+logger = logging.getLogger(__name__)
+
+
+def run(settings: Settings) -> None:
+    """Run the scheduler until SIGINT/SIGTERM; only the lock holder enqueues anything."""
+    lock = LeaderLock(broker.client, f"{settings.redis.namespace}:scheduler:leader", settings.scheduler.lock_ttl_s)
+    scheduler = BlockingScheduler(timezone="UTC")
+
+    def when_leading(actor):
+        def job():
+            if lock.leading:
+                actor.send()
+        job.__name__ = actor.actor_name
+        return job
+
+    every = settings.scheduler.sweep_interval_s
+    scheduler.add_job(lock.hold, "interval", seconds=max(1, settings.scheduler.lock_ttl_s // 3), next_run_time=dt.datetime.now(dt.timezone.utc))
+    scheduler.add_job(when_leading(expiry.expire_applied_commands), "interval", seconds=every)
+    scheduler.add_job(when_leading(expiry.expire_tokens), "interval", seconds=every)
+
+    def stop(signum, frame):
+        logger.info("Scheduler stopping on signal %d.", signum)
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logger.info("Scheduler started; sweeps every %d s.", every)
+    try:
+        scheduler.start()
+    finally:
+        lock.release()
+

@@ -1,0 +1,40 @@
+"""Fixtures: one running Sector for the session, and accounts that sign up and log in through it."""
+
+import pytest
+
+from tests.api import Account
+from tests.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def stack():
+    stack = Stack().start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def base_url(stack) -> str:
+    return f"http://127.0.0.1:{stack.port}/v1/api"
+
+
+@pytest.fixture
+def make_account(base_url):
+    def make(**kwargs) -> Account:
+        return Account(base_url, **kwargs)
+    return make
+
+
+@pytest.fixture
+def alice(make_account) -> Account:
+    return make_account()
+
+
+@pytest.fixture
+def bob(make_account) -> Account:
+    return make_account()
+
+
+@pytest.fixture
+def outsider(make_account) -> Account:
+    return make_account()

