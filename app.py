@@ -60,6 +60,8 @@ def create_app(settings: config.Settings | None = None) -> Sanic:
 def _setup_logging(settings: config.Settings) -> None:
     logging.basicConfig(level=settings.logging.level,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    # APScheduler logs every run of every job at INFO; the sweeps log what they did themselves.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _require_redis(settings: config.Settings) -> None:

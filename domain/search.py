@@ -51,7 +51,8 @@ def _window(query, created, key, page: Page, key_type=str):
             last = key_type(last)
         except ValueError:
             raise Invalid("The cursor is not one this server issued.", {"cursor": ["Invalid cursor."]}) from None
-        query = query.where(Tuple(created, key) > Tuple(at, last))
+        # Tuple() does not pass values through the fields' converters, so convert them here.
+        query = query.where(Tuple(created, key) > Tuple(created.db_value(at), key.db_value(last)))
     rows = list(query.order_by(created, key).limit(page.limit + 1))
     more = len(rows) > page.limit
     rows = rows[: page.limit]

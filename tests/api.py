@@ -54,5 +54,6 @@ class Account:
         assert response.status_code == 201, response.text
         return response.json()
 
-    def post(self, channel: dict, body: str = "hello", **extra) -> httpx.Response:
-        return self.api.post(f"/group/{channel['group']}/channel/{channel['id']}/message", json={"body": body, **extra})
+    def post(self, to: dict, body: str = "hello", **fields) -> httpx.Response:
+        """Post a message to the channel `to`; `fields` go into the body as they are."""
+        return self.api.post(f"/group/{to['group']}/channel/{to['id']}/message", json={"body": body, **fields})

@@ -31,6 +31,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1) -> bool:
+    """Poll `predicate` until it is true or `timeout` seconds pass; says which."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
 class Stack:
     """The processes of one Sector deployment, and the environment they share."""
 
@@ -98,7 +108,7 @@ class Stack:
     def stop(self) -> None:
         for process in [self.worker, *self.servers]:
             if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                process.terminate()  # the parent passes it on to its children
         for process in [self.worker, *self.servers]:
             if process is None:
                 continue
