@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 
 import dramatiq
+from peewee import IntegrityError
 
 from actors import replies
 from domain.commands import from_wire
 from domain.errors import DomainError
-from domain.writes import apply
+from domain.writes import apply, apply_all
 from models import AppliedCommand, db, utcnow
 
 logger = logging.getLogger(__name__)
@@ -21,28 +22,42 @@ def commit_writes(commands: list[dict], reply_to: str | None = None) -> None:
 
     A command whose id is already recorded was committed before (Dramatiq redelivers after a
     crash, and clients retry): it is skipped and reported as done. A command the domain refuses
-    (a name taken meanwhile, a channel deleted meanwhile) rolls back alone to its savepoint.
+    (a name taken meanwhile, a channel deleted meanwhile) fails alone; the rest commit.
     Anything else (the database is down) fails the batch, and Dramatiq retries it with backoff.
     """
     batch = [from_wire(data) for data in commands]
-    outcomes: dict[str, dict | None] = {}
-    now = utcnow()
+    outcomes: dict[str, dict | None] = {cmd.command_id: None for cmd in batch}
     with db.atomic():
-        for cmd in batch:
-            try:
-                with db.atomic():  # a savepoint per command: a refused one rolls back alone
-                    if _first_time(cmd.command_id, now):
-                        apply(cmd)
-            except DomainError as e:
-                logger.info("Command %s (%s) refused: %s", cmd.command_id, type(cmd).__name__, e.message)
-                outcomes[cmd.command_id] = e.to_reply()
-            else:
-                outcomes[cmd.command_id] = None
+        fresh = _record_applied([cmd.command_id for cmd in batch])
+        todo = [cmd for cmd in batch if cmd.command_id in fresh]
+        try:
+            with db.atomic():  # fast path: the whole batch at once
+                apply_all(todo)
+        except (DomainError, IntegrityError):
+            refused = _apply_one_by_one(todo, outcomes)
+            AppliedCommand.delete().where(AppliedCommand.id.in_(refused)).execute()
     logger.debug("Committed %d of %d commands.", sum(v is None for v in outcomes.values()), len(batch))
     if reply_to:
         replies.publish(commit_writes.broker.client, reply_to, outcomes)
 
 
-def _first_time(command_id: str, now) -> bool:
-    """Record the command as applied; False if it already was (a redelivery or a client retry)."""
-    return AppliedCommand.insert(id=command_id, applied_at=now).on_conflict_ignore().as_rowcount().execute() == 1
+def _record_applied(command_ids: list[str]) -> set[str]:
+    """Record the ids as applied; returns those that were not already (the rest are repeats)."""
+    now = utcnow()
+    rows = [{"id": cid, "applied_at": now} for cid in dict.fromkeys(command_ids)]
+    inserted = AppliedCommand.insert_many(rows).on_conflict_ignore().returning(AppliedCommand.id).execute()
+    return {row.id for row in inserted}
+
+
+def _apply_one_by_one(commands, outcomes: dict) -> list[str]:
+    """Apply each command in its own savepoint; returns the ids of those refused."""
+    refused = []
+    for cmd in commands:
+        try:
+            with db.atomic():
+                apply(cmd)
+        except DomainError as e:
+            logger.info("Command %s (%s) refused: %s", cmd.command_id, type(cmd).__name__, e.message)
+            outcomes[cmd.command_id] = e.to_reply()
+            refused.append(cmd.command_id)
+    return refused

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from functools import singledispatch
+from itertools import groupby
 
 from peewee import IntegrityError
 
@@ -22,6 +23,26 @@ from models import Channel, Membership, Message, Token, User, Workspace, db
 def apply(command: c.Command) -> None:
     """Apply one command; raises a DomainError when it cannot."""
     raise TypeError(f"no write defined for {type(command).__name__}")
+
+
+# Kinds of command that can be applied many at a time in one statement.
+_BULK = {}
+
+
+def apply_all(commands: list[c.Command]) -> None:
+    """Apply commands in order, each run of one bulk kind in one statement.
+
+    Raises the first refusal (DomainError or IntegrityError); the caller then applies them one by
+    one to find which. Building SQL is most of peewee's cost here (~0.5 ms a row), so a batch of
+    messages costs about as much as one.
+    """
+    for kind, run in groupby(commands, key=type):
+        run = list(run)
+        if kind in _BULK and len(run) > 1:
+            _BULK[kind](run)
+        else:
+            for command in run:
+                apply(command)
 
 
 def _create(model, **values) -> None:
@@ -147,10 +168,21 @@ def _(cmd: c.DeleteChannel) -> None:
     Channel.delete().where(Channel.id == cmd.channel_id).execute()
 
 
+def _message_row(cmd: c.PostMessage) -> dict:
+    return {"id": cmd.message_id, "channel": cmd.channel_id, "author": cmd.author_id, "body": cmd.body,
+            "pinned": cmd.pinned, "created_at": cmd.at}
+
+
 @apply.register
 def _(cmd: c.PostMessage) -> None:
-    _create(Message, id=cmd.message_id, channel=cmd.channel_id, author=cmd.author_id, body=cmd.body,
-            pinned=cmd.pinned, created_at=cmd.at)
+    _create(Message, **_message_row(cmd))
+
+
+def _post_messages(cmds: list[c.PostMessage]) -> None:
+    Message.insert_many([_message_row(cmd) for cmd in cmds]).execute()
+
+
+_BULK[c.PostMessage] = _post_messages
 
 
 @apply.register

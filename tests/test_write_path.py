@@ -159,3 +159,27 @@ def test_a_worker_killed_mid_write_leaves_exactly_one_row_after_redelivery(stack
     assert wait_for(lambda: alice.api.get(location).status_code == 200, timeout=60)
     time.sleep(1)
     assert len(messages_with(alice, text)) == 1
+
+
+def test_concurrent_writes_commit_once_each_and_a_refused_one_fails_alone(alice, bob, channel, base_url):
+    import asyncio
+
+    text = f"burst {uuid.uuid4().hex}"
+    url = f"{base_url}/group/{channel['group']}/channel/{channel['id']}/message"
+    taken = f"race-{uuid.uuid4().hex[:10]}"
+
+    async def burst():
+        async with httpx.AsyncClient(headers=alice.api.headers, timeout=30) as client:
+            posts = [client.post(url, json={"body": f"{text} {i}"}) for i in range(40)]
+            # Two sign-ups racing for one username ride in the same batches as the posts.
+            signups = [client.post(f"{base_url}/account/", json={"username": taken, "pubkey": alice.pubkey})
+                       for _ in range(2)]
+            return await asyncio.gather(*posts, *signups)
+
+    responses = asyncio.run(burst())
+    posts, signups = responses[:40], responses[40:]
+    assert all(r.status_code == 201 for r in posts), [r.text for r in posts if r.status_code != 201]
+    assert len({r.json()["id"] for r in posts}) == 40
+    assert len(messages_with(alice, text)) == 40
+    assert sorted(r.status_code for r in signups) == [201, 409]
+    assert len(alice.api.post("/account/search", json={"username": taken}).json()) == 1
