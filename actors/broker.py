@@ -10,6 +10,7 @@ worker starts a message within about a millisecond and burns no CPU while it wai
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
@@ -22,6 +23,11 @@ logger = logging.getLogger(__name__)
 
 #: Tokens beyond this many are dropped; a consumer needs only one to wake.
 WAKE_TOKENS_MAX = 256
+
+#: How long a consumer whose prefetch is full waits before looking again. Worker threads ack
+#: from their own threads, so a slot frees any moment; Dramatiq's growing backoff (up to the
+#: worker timeout, 1 s) would leave threads idle meanwhile.
+FULL_RECHECK_S = 0.002
 
 
 def wake_key(namespace: str, queue_name: str) -> str:
@@ -52,8 +58,11 @@ class _WakingConsumer(_RedisConsumer):
     """Dramatiq's Redis consumer, but its idle wait ends as soon as a message is enqueued."""
 
     def __next__(self):
-        if self.message_cache or self.outstanding_message_count >= self.prefetch:
+        if self.message_cache:
             return super().__next__()
+        if self.outstanding_message_count >= self.prefetch:
+            time.sleep(FULL_RECHECK_S)
+            return None
         try:
             messages = self.broker.do_fetch(self.queue_name, self.prefetch - self.outstanding_message_count)
             if messages:

@@ -10,6 +10,11 @@ from __future__ import annotations
 import json
 import uuid
 
+#: Outcomes besides an error reply: applied by this very command, or found already applied
+#: (a redelivery or a client retry), in which case the stored row may differ from the request.
+APPLIED = "applied"
+REPEAT = "repeat"
+
 #: A list nobody reads any more (its HTTP process is gone) vanishes after this long.
 REPLY_TTL_S = 120
 
@@ -18,13 +23,13 @@ def new_reply_key(namespace: str) -> str:
     return f"{namespace}:replies:{uuid.uuid4().hex}"
 
 
-def publish(client, reply_to: str, outcomes: dict[str, dict | None]) -> None:
-    """Push the outcome of each command of a batch (None for success, else an error reply)."""
+def publish(client, reply_to: str, outcomes: dict[str, str | dict]) -> None:
+    """Push the outcome of each command of a batch: APPLIED, REPEAT or an error reply (a dict)."""
     with client.pipeline(transaction=False) as pipe:
         pipe.rpush(reply_to, json.dumps(outcomes))
         pipe.expire(reply_to, REPLY_TTL_S)
         pipe.execute()
 
 
-def parse(raw: bytes) -> dict[str, dict | None]:
+def parse(raw: bytes) -> dict[str, str | dict]:
     return json.loads(raw)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 
 import dramatiq
 from peewee import IntegrityError
@@ -11,7 +13,7 @@ from actors import replies
 from domain.commands import from_wire
 from domain.errors import DomainError
 from domain.writes import apply, apply_all
-from models import AppliedCommand, db, utcnow
+from models import AppliedCommand, db, is_postgres, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -26,19 +28,28 @@ def commit_writes(commands: list[dict], reply_to: str | None = None) -> None:
     Anything else (the database is down) fails the batch, and Dramatiq retries it with backoff.
     """
     batch = [from_wire(data) for data in commands]
-    outcomes: dict[str, dict | None] = {cmd.command_id: None for cmd in batch}
-    with db.atomic():
+    with _one_writer(), db.atomic():
         fresh = _record_applied([cmd.command_id for cmd in batch])
         todo = [cmd for cmd in batch if cmd.command_id in fresh]
+        outcomes = {cmd.command_id: (replies.APPLIED if cmd.command_id in fresh else replies.REPEAT) for cmd in batch}
         try:
             with db.atomic():  # fast path: the whole batch at once
                 apply_all(todo)
         except (DomainError, IntegrityError):
             refused = _apply_one_by_one(todo, outcomes)
             AppliedCommand.delete().where(AppliedCommand.id.in_(refused)).execute()
-    logger.debug("Committed %d of %d commands.", sum(v is None for v in outcomes.values()), len(batch))
+    logger.debug("Committed %d of %d commands.", sum(v == replies.APPLIED for v in outcomes.values()), len(batch))
     if reply_to:
         replies.publish(commit_writes.broker.client, reply_to, outcomes)
+
+
+# SQLite has one writer at a time, and its busy handler sleeps in steps of up to 100 ms while it
+# waits; worker threads of one process queue here instead and go the moment the writer is done.
+_sqlite_writer = threading.Lock()
+
+
+def _one_writer():
+    return contextlib.nullcontext() if is_postgres() else _sqlite_writer
 
 
 def _record_applied(command_ids: list[str]) -> set[str]:

@@ -46,11 +46,12 @@ class Submitter:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._executor.shutdown(wait=False)
 
-    async def submit(self, command: Command, *, wait: bool = True) -> None:
+    async def submit(self, command: Command, *, wait: bool = True) -> bool:
         """Queue `command`; unless `wait` is false, return once it is committed.
 
-        Raises the DomainError the actor reported, or Unavailable when Redis cannot be reached
-        or no worker answered in time (the command then stays queued and applies later).
+        Returns True if this command made the change, False if it had been applied before (a
+        retry). Raises the DomainError the actor reported, or Unavailable when Redis cannot be
+        reached or no worker answered in time (the command then stays queued and applies later).
         """
         loop = asyncio.get_running_loop()
         sent = loop.create_future()
@@ -62,15 +63,16 @@ class Submitter:
         try:
             await sent
             if not wait:
-                return
-            error = await asyncio.wait_for(outcome, self.reply_timeout)
+                return True
+            result = await asyncio.wait_for(outcome, self.reply_timeout)
         except TimeoutError:
             logger.warning("No worker committed command %s within %.1f s.", command.command_id, self.reply_timeout)
             raise Unavailable("The write is queued but no worker has committed it yet; retry later.", 2) from None
         finally:
             self._forget(command.command_id, outcome)
-        if error is not None:
-            raise DomainError.from_reply(error)
+        if isinstance(result, dict):
+            raise DomainError.from_reply(result)
+        return result == replies.APPLIED
 
     def _forget(self, command_id: str, outcome: asyncio.Future) -> None:
         waiters = self._waiting.get(command_id)
@@ -115,7 +117,7 @@ class Submitter:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5)
                 continue
-            for command_id, error in replies.parse(item[1]).items():
+            for command_id, result in replies.parse(item[1]).items():
                 for outcome in self._waiting.get(command_id, ()):
                     if not outcome.done():
-                        outcome.set_result(error)
+                        outcome.set_result(result)
