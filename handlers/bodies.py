@@ -13,6 +13,20 @@ from domain.errors import BadRequest, Invalid
 
 T = TypeVar("T")
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `([^`]+)`")
+
+
+def _invalid(error: msgspec.ValidationError) -> Invalid:
+    """The 422 for a validation error, naming the field it is about."""
+    message = str(error)
+    match = _AT_PATH.search(message)
+    field = re.sub(r"\[\d+\]$", "", match.group(1)) if match and match.group(1) else None
+    missing = _MISSING.match(message)
+    if missing:  # blame the absent field, not the object that lacks it
+        field = f"{field}.{missing.group(1)}" if field else missing.group(1)
+    field = field or "body"
+    text = _AT_PATH.sub("", message)
+    return Invalid(f"{field}: {text}", {field: [text]})
 
 
 def parse(request, schema: type[T]) -> T:
@@ -22,13 +36,17 @@ def parse(request, schema: type[T]) -> T:
     try:
         return msgspec.json.decode(request.body, type=schema)
     except msgspec.ValidationError as e:
-        message = str(e)
-        match = _AT_PATH.search(message)
-        field = re.sub(r"\[\d+\]$", "", match.group(1)) if match and match.group(1) else "body"
-        text = _AT_PATH.sub("", message)
-        raise Invalid(f"{field}: {text}", {field: [text]}) from None
+        raise _invalid(e) from None
     except msgspec.DecodeError as e:
         raise BadRequest(f"The body is not valid JSON: {e}") from None
+
+
+def parse_query(request, schema: type[T]) -> T:
+    """The query string (first value of each name) as `schema`; 422 naming the field if it does not fit."""
+    try:
+        return msgspec.convert({name: values[0] for name, values in request.args.items()}, type=schema)
+    except msgspec.ValidationError as e:
+        raise _invalid(e) from None
 
 
 def path_id(value: str, name: str) -> uuid.UUID:

@@ -7,6 +7,7 @@ import logging
 
 import redis
 from sanic import exceptions as sanic_errors
+from sanic.constants import HTTP_METHODS
 from sanic.response import HTTPResponse
 
 from domain import errors
@@ -41,6 +42,19 @@ def as_domain_error(exc: Exception) -> errors.DomainError | None:
     return None
 
 
+def _allowed_methods(request) -> list[str]:
+    """The methods routed at this path; RFC 9110 wants them in a 405's Allow header."""
+    # Sanic names them only for paths without parameters, so ask its router method by method.
+    allowed = []
+    for method in HTTP_METHODS:
+        try:
+            request.app.router.get(request.path, method, request.headers.get("host"))
+        except sanic_errors.SanicException:
+            continue
+        allowed.append(method)
+    return allowed
+
+
 def install(app, renderers: dict[str, callable], default) -> None:
     """Route every exception to the renderer of the dialect whose path prefix matches."""
 
@@ -55,8 +69,10 @@ def install(app, renderers: dict[str, callable], default) -> None:
         response: HTTPResponse = render(error)
         if isinstance(error, errors.Unavailable):
             response.headers["Retry-After"] = str(error.retry_after)
-        if error.status == 405 and isinstance(exc, sanic_errors.MethodNotAllowed) and exc.allowed_methods:
-            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        if error.status == 405 and isinstance(exc, sanic_errors.MethodNotAllowed):
+            allowed = exc.allowed_methods or _allowed_methods(request)
+            if allowed:
+                response.headers["Allow"] = ", ".join(sorted(allowed))
         return response
 
     app.error_handler.add(Exception, handle)

@@ -34,17 +34,23 @@ async def write(request, command: Command, *, render: Callable[[], HTTPResponse]
     return render()
 
 
+def idempotency_key(request) -> str | None:
+    """The request's Idempotency-Key header, refused with 422 when it is too long."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and len(key) > 255:
+        raise Invalid("Idempotency-Key is too long.", {"Idempotency-Key": ["At most 255 characters."]})
+    return key
+
+
 async def claim_ids(request, principal: str, *names: str) -> dict[str, str]:
     """Ids for a create: fresh ones, or under a repeated `Idempotency-Key`, those of the first request.
 
     Returns `command_id` and one id per name. Reusing a key for a different request is refused.
     """
     fresh = {"command_id": new_id().hex, **{name: str(new_id()) for name in names}}
-    key = request.headers.get("idempotency-key")
+    key = idempotency_key(request)
     if not key:
         return fresh
-    if len(key) > 255:
-        raise Invalid("Idempotency-Key is too long.", {"Idempotency-Key": ["At most 255 characters."]})
     fingerprint = hashlib.sha256(b"%s %s\n%s" % (request.method.encode(), request.path.encode(), request.body or b"")).hexdigest()
     settings = request.app.ctx.settings
     redis_key = f"{settings.redis.namespace}:idem:{principal}:{hashlib.sha256(key.encode()).hexdigest()}"
@@ -69,6 +75,7 @@ async def creation_ids(request, principal: str, kind: str, body_id: uuid.UUID | 
     `Idempotency-Key` does the same job.
     """
     if body_id is not None:
+        idempotency_key(request)  # unused then, but a malformed header is refused all the same
         return f"{kind}:{body_id}:{principal}", body_id
     ids = await claim_ids(request, principal, "id")
     return ids["command_id"], uuid.UUID(ids["id"])

@@ -5,9 +5,9 @@ from sanic.response import empty
 
 from domain import access, signatures, tokens
 from domain import commands as c
-from domain.errors import Forbidden, Invalid, Unauthenticated
+from domain.errors import Forbidden, Unauthenticated
 from handlers.auth import authenticated
-from handlers.bodies import json, parse
+from handlers.bodies import json, parse, parse_query
 from handlers.sector import schemas as s
 from handlers.writing import write
 from models import utcnow
@@ -21,11 +21,8 @@ def _challenge_key(request, username: str) -> str:
 
 @bp.get("/challenge")
 async def get_challenge(request):
-    username = request.args.get("username", "").strip()
-    if not username:
-        raise Invalid("username is required.", {"username": ["The username query parameter is required."]})
-    if len(username) > request.app.ctx.settings.limits.name_chars:
-        raise Invalid("username is too long.", {"username": ["Too long."]})
+    # Checked as login checks it, unstripped: a challenge for " bob" would never match a login as " bob".
+    username = parse_query(request, s.ChallengeQuery).username
     # Issued for unknown names too, so the answer does not tell which accounts exist.
     challenge = signatures.new_challenge()
     await request.app.ctx.redis.set(_challenge_key(request, username), challenge,

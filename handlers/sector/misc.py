@@ -5,18 +5,15 @@ from sanic.response import text
 
 from handlers.bodies import json
 from handlers.sector import openapi
+from handlers.sector import schemas as s
 
 bp = Blueprint("sector_misc", strict_slashes=False)
 
 
 @bp.get("/api")
 async def root(request):
-    return json({
-        "name": "Sector API",
-        "version": openapi.VERSION,
-        "openapi": "/v1/swagger.json",
-        "health": "/v1/api/health",
-    })
+    return json(s.Index(name="Sector API", version=openapi.VERSION, openapi="/v1/swagger.json",
+                        health="/v1/api/health"))
 
 
 @bp.get("/api/health")

@@ -10,7 +10,7 @@ from handlers.bodies import json
 
 
 def page_of(body) -> Page:
-    return Page(body.limit or settings().limits.search_default, body.cursor)
+    return Page(int(body.limit or settings().limits.search_default), body.cursor)
 
 
 def paged(items: list, cursor: str | None):

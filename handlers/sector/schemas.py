@@ -12,36 +12,62 @@ from msgspec import Meta, Struct
 from config import settings
 
 _limits = settings().limits
-# `\S` somewhere: a name of only spaces is no name.
-Name = Annotated[str, Meta(min_length=1, max_length=_limits.name_chars, pattern=r"\S")]
-Description = Annotated[str, Meta(max_length=_limits.description_chars)]
-Body = Annotated[str, Meta(min_length=1, max_length=_limits.message_chars, pattern=r"\S")]
-ProfilePic = Annotated[str, Meta(max_length=_limits.profile_pic_chars)]
-Key = Annotated[str, Meta(min_length=1, max_length=200)]
-Limit = Annotated[int, Meta(ge=1, le=_limits.search_max)]
+# PostgreSQL text cannot hold NUL, so no string the API stores or searches by may contain one.
+_NO_NUL = r"^[^\x00]*$"
+# ...and a name or body needs a character that is not a space. Linear even on a 10 kB body.
+_NO_NUL_NOT_BLANK = r"^\s*[^\s\x00][^\x00]*$"
+Text = Annotated[str, Meta(pattern=_NO_NUL)]
+Name = Annotated[str, Meta(min_length=1, max_length=_limits.name_chars, pattern=_NO_NUL_NOT_BLANK)]
+Description = Annotated[str, Meta(max_length=_limits.description_chars, pattern=_NO_NUL)]
+Body = Annotated[str, Meta(min_length=1, max_length=_limits.message_chars, pattern=_NO_NUL_NOT_BLANK)]
+ProfilePic = Annotated[str, Meta(max_length=_limits.profile_pic_chars, pattern=_NO_NUL)]
+Key = Annotated[str, Meta(min_length=1, max_length=200, pattern=_NO_NUL)]
+# 32 bytes as 64 hex digits or 44 characters of padded base64. Python's `$` also matches before a
+# final newline; the lookahead makes it the end of the string, as in JSON Schema.
+PublicKey = Annotated[str, Meta(pattern=r"^(?:[0-9A-Fa-f]{64}|[A-Za-z0-9+/]{43}=)(?!\n)$",
+                                description="An ed25519 public key: 32 bytes in hex or padded standard base64.")]
+# msgspec 0.22 describes datetimes as a bare string; RFC 3339 is what it emits and reads.
+Timestamp = Annotated[dt.datetime, Meta(extra_json_schema={"format": "date-time"})]
+Since = Annotated[dt.datetime, Meta(extra_json_schema={"format": "date-time"},
+                                    description="Only items created at or after this time (inclusive).")]
+Until = Annotated[dt.datetime, Meta(extra_json_schema={"format": "date-time"},
+                                    description="Only items created at or before this time (inclusive).")]
+# A float that is a whole number: JSON Schema counts 50.0 as an integer, so clients may send it.
+Limit = Annotated[float, Meta(ge=1, le=_limits.search_max, multiple_of=1,
+                              description=f"Page size, a whole number; {_limits.search_default} when absent.")]
+Cursor = Annotated[str, Meta(max_length=200, pattern=_NO_NUL,
+                             description="The X-Next-Cursor header of the previous page.")]
 Ids = Annotated[list[uuid.UUID], Meta(max_length=_limits.search_max)]
 
 
 # Requests. Unknown fields (a client echoing `created_at`) are ignored.
 
 class AccountIn(Struct):
+    """User Account Details."""
+
     username: Name
-    pubkey: Key
+    pubkey: PublicKey
     profile_pic: ProfilePic = ""
     id: uuid.UUID | None = None
 
 
 class AccountUpdate(Struct):
+    """User Account Update Details."""
+
     username: Name | None = None
     profile_pic: ProfilePic | None = None
 
 
 class LoginIn(Struct):
+    """A login challenge signed with the account's ed25519 key (base64 or hex)."""
+
     username: Name
     signature: Key
 
 
 class GroupIn(Struct):
+    """A group chat/server of users."""
+
     name: Name
     description: Description = ""
     members: Ids = []
@@ -49,21 +75,28 @@ class GroupIn(Struct):
 
 
 class GroupUpdate(Struct):
+    """Group Update Details."""
+
     name: Name | None = None
     description: Description | None = None
 
 
 class ChannelIn(Struct):
+    """A set of messages within a Group, typically organized by topic."""
+
     name: Name
     description: Description = ""
     group: uuid.UUID | None = None
     id: uuid.UUID | None = None
 
 
-ChannelUpdate = GroupUpdate
+class ChannelUpdate(GroupUpdate):
+    """Channel Update Details."""
 
 
 class MessageIn(Struct):
+    """A message that is sent in a group."""
+
     body: Body
     pinned: bool = False
     author: uuid.UUID | None = None
@@ -72,43 +105,55 @@ class MessageIn(Struct):
 
 
 class MessageUpdate(Struct):
+    """Message Update Details."""
+
     body: Body | None = None
     pinned: bool | None = None
 
 
 class _Filter(Struct, rename={"since": "from"}):
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
+    since: Since | None = None
+    until: Until | None = None
     id: Ids | None = None
     limit: Limit | None = None
-    cursor: Annotated[str, Meta(max_length=200)] | None = None
+    cursor: Cursor | None = None
 
 
 class AccountFilter(_Filter, rename={"since": "from"}):
-    username: str | None = None
+    """An object that is posted to the backend to query for accounts based on filter criteria."""
+
+    username: Text | None = None
 
 
 class GroupFilter(_Filter, rename={"since": "from"}):
+    """An object that is posted to the backend to query for groups based on filter criteria."""
+
     members: Ids | None = None
-    name: str | None = None
+    name: Text | None = None
 
 
 class ChannelFilter(_Filter, rename={"since": "from"}):
+    """An object that is posted to the backend to query for channels based on filter criteria."""
+
     group: Ids | None = None
-    name: str | None = None
+    name: Text | None = None
 
 
 class MessageFilter(_Filter, rename={"since": "from"}):
+    """An object that is posted to the backend to query for messages based on filter criteria."""
+
     author: Ids | None = None
     channel: Ids | None = None
-    body: str | None = None
+    body: Text | None = None
     pinned: bool | None = None
 
 
 # Representations.
 
 class Account(Struct):
-    created_at: dt.datetime
+    """User Account Details."""
+
+    created_at: Timestamp
     id: uuid.UUID
     profile_pic: str
     pubkey: str
@@ -116,7 +161,9 @@ class Account(Struct):
 
 
 class Group(Struct):
-    created_at: dt.datetime
+    """A group chat/server of users."""
+
+    created_at: Timestamp
     description: str
     id: uuid.UUID
     members: list[uuid.UUID]
@@ -124,7 +171,9 @@ class Group(Struct):
 
 
 class Channel(Struct):
-    created_at: dt.datetime
+    """A set of messages within a Group, typically organized by topic."""
+
+    created_at: Timestamp
     description: str
     group: uuid.UUID
     id: uuid.UUID
@@ -132,23 +181,46 @@ class Channel(Struct):
 
 
 class Message(Struct):
+    """A message that is sent in a group."""
+
     author: uuid.UUID
     body: str
     channel: uuid.UUID
-    created_at: dt.datetime
+    created_at: Timestamp
     id: uuid.UUID
     pinned: bool
 
 
+class Index(Struct):
+    """Where to find the rest of the API."""
+
+    name: str
+    version: str
+    openapi: str
+    health: str
+
+
+class ChallengeQuery(Struct):
+    """The query string of GET /v1/api/challenge."""
+
+    username: Name
+
+
 class Challenge(Struct):
+    """A single-use challenge to sign with the account's key."""
+
     challenge: str
 
 
 class TokenOut(Struct):
+    """A bearer token for the Authorization header."""
+
     token: str
 
 
 class Error(Struct):
+    """Every Sector error: a code, a sentence, and the problems by field (empty if none)."""
+
     error: str
     message: str
     errors: dict[str, list[str]] = {}
@@ -183,8 +255,8 @@ def message(row, author_uid: uuid.UUID) -> Message:
 
 def json_schemas() -> tuple[dict, dict]:
     """(schemas by name, components) of every wire shape, for the OpenAPI document."""
-    types = [AccountIn, AccountUpdate, LoginIn, GroupIn, GroupUpdate, ChannelIn, MessageIn, MessageUpdate,
-             AccountFilter, GroupFilter, ChannelFilter, MessageFilter, Account, Group, Channel, Message,
-             Challenge, TokenOut, Error]
+    types = [AccountIn, AccountUpdate, LoginIn, GroupIn, GroupUpdate, ChannelIn, ChannelUpdate, MessageIn,
+             MessageUpdate, AccountFilter, GroupFilter, ChannelFilter, MessageFilter, Account, Group, Channel,
+             Message, Index, Challenge, TokenOut, Error]
     schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
     return dict(zip([t.__name__ for t in types], schemas)), components
