@@ -7,11 +7,11 @@ import logging
 import threading
 
 import dramatiq
-from peewee import IntegrityError
+from peewee import DataError, IntegrityError
 
 from actors import replies
 from domain.commands import from_wire
-from domain.errors import DomainError
+from domain.errors import DomainError, Invalid
 from domain.writes import apply, apply_all
 from models import AppliedCommand, db, is_postgres, utcnow
 
@@ -24,7 +24,8 @@ def commit_writes(commands: list[dict], reply_to: str | None = None) -> None:
 
     A command whose id is already recorded was committed before (Dramatiq redelivers after a
     crash, and clients retry): it is skipped and reported as done. A command the domain refuses
-    (a name taken meanwhile, a channel deleted meanwhile) fails alone; the rest commit.
+    (a name taken meanwhile, a channel deleted meanwhile), or whose values the database refuses,
+    fails alone; the rest commit.
     Anything else (the database is down) fails the batch, and Dramatiq retries it with backoff.
     """
     batch = [from_wire(data) for data in commands]
@@ -35,7 +36,7 @@ def commit_writes(commands: list[dict], reply_to: str | None = None) -> None:
         try:
             with db.atomic():  # fast path: the whole batch at once
                 apply_all(todo)
-        except (DomainError, IntegrityError):
+        except (DomainError, IntegrityError, *_REFUSED_VALUES):
             refused = _apply_one_by_one(todo, outcomes)
             AppliedCommand.delete().where(AppliedCommand.id.in_(refused)).execute()
     logger.debug("Committed %d of %d commands.", sum(v == replies.APPLIED for v in outcomes.values()), len(batch))
@@ -60,6 +61,11 @@ def _record_applied(command_ids: list[str]) -> set[str]:
     return {row.id for row in inserted}
 
 
+# The database (DataError: a number out of range) or its driver (ValueError: psycopg2 and a NUL
+# in text) refusing a value: retrying can never succeed, so the command fails alone instead.
+_REFUSED_VALUES = (DataError, ValueError)
+
+
 def _apply_one_by_one(commands, outcomes: dict) -> list[str]:
     """Apply each command in its own savepoint; returns the ids of those refused."""
     refused = []
@@ -67,6 +73,10 @@ def _apply_one_by_one(commands, outcomes: dict) -> list[str]:
         try:
             with db.atomic():
                 apply(cmd)
+        except _REFUSED_VALUES as e:
+            logger.warning("Command %s (%s) has data the database refuses: %s", cmd.command_id, type(cmd).__name__, e)
+            outcomes[cmd.command_id] = Invalid("The database cannot store a value of this request.").to_reply()
+            refused.append(cmd.command_id)
         except DomainError as e:
             logger.info("Command %s (%s) refused: %s", cmd.command_id, type(cmd).__name__, e.message)
             outcomes[cmd.command_id] = e.to_reply()

@@ -21,8 +21,13 @@ def prefers_async(request) -> bool:
 
 
 async def write(request, command: Command, *, render: Callable[[], HTTPResponse],
-                location: str | None = None) -> HTTPResponse:
-    """Send `command`; answer 202 at once if the client prefers, else `render()` the committed state."""
+                location: str | None = None,
+                render_applied: Callable[[], HTTPResponse] | None = None) -> HTTPResponse:
+    """Send `command`; answer 202 at once if the client prefers, else `render()` the committed state.
+
+    `render_applied`, when given, answers instead of `render` if this very command made the
+    change: then the request's own values are what was stored, and no read is needed.
+    """
     submitter = request.app.ctx.submitter
     if prefers_async(request):
         await submitter.submit(command, wait=False)
@@ -30,8 +35,8 @@ async def write(request, command: Command, *, render: Callable[[], HTTPResponse]
         if location:
             headers["Location"] = location
         return empty(status=202, headers=headers)
-    await submitter.submit(command)
-    return render()
+    applied = await submitter.submit(command)
+    return render_applied() if applied and render_applied is not None else render()
 
 
 def idempotency_key(request) -> str | None:
@@ -40,6 +45,11 @@ def idempotency_key(request) -> str | None:
     if key is not None and len(key) > 255:
         raise Invalid("Idempotency-Key is too long.", {"Idempotency-Key": ["At most 255 characters."]})
     return key
+
+
+def request_fingerprint(request) -> str:
+    """A digest of what makes two requests the same: method, path and body."""
+    return hashlib.sha256(b"%s %s\n%s" % (request.method.encode(), request.path.encode(), request.body or b"")).hexdigest()
 
 
 async def claim_ids(request, principal: str, *names: str) -> dict[str, str]:
@@ -51,7 +61,7 @@ async def claim_ids(request, principal: str, *names: str) -> dict[str, str]:
     key = idempotency_key(request)
     if not key:
         return fresh
-    fingerprint = hashlib.sha256(b"%s %s\n%s" % (request.method.encode(), request.path.encode(), request.body or b"")).hexdigest()
+    fingerprint = request_fingerprint(request)
     settings = request.app.ctx.settings
     redis_key = f"{settings.redis.namespace}:idem:{principal}:{hashlib.sha256(key.encode()).hexdigest()}"
     record = stdjson.dumps({"fingerprint": fingerprint, **fresh})
@@ -70,12 +80,12 @@ async def claim_ids(request, principal: str, *names: str) -> dict[str, str]:
 async def creation_ids(request, principal: str, kind: str, body_id: uuid.UUID | None) -> tuple[str, uuid.UUID]:
     """(command id, row id) for a create.
 
-    A client-chosen row id makes a retry safe by itself: the command id is derived from it, so
-    the actor recognises the retry; the same id chosen by someone else is a 409. Without one, an
-    `Idempotency-Key` does the same job.
+    A client-chosen row id makes a retry safe by itself: the command id is derived from it and
+    from the request, so the actor recognises the same request sent again; the id used by anyone
+    for anything else is a 409. Without one, an `Idempotency-Key` does the same job.
     """
     if body_id is not None:
         idempotency_key(request)  # unused then, but a malformed header is refused all the same
-        return f"{kind}:{body_id}:{principal}", body_id
+        return f"{kind}:{body_id}:{principal}:{request_fingerprint(request)[:32]}", body_id
     ids = await claim_ids(request, principal, "id")
     return ids["command_id"], uuid.UUID(ids["id"])

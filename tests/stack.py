@@ -118,3 +118,24 @@ class Stack:
                 os.killpg(process.pid, signal.SIGKILL)
         if self.redis_process is not None:
             embedded.stop_redis(self.redis_process)
+
+
+def send_commands(stack: Stack, commands: list[dict], timeout_s: float = 8) -> dict:
+    """Put one batch straight on the stack's `writes` queue, as a handler would, and return the
+    worker's outcomes (for what the HTTP API no longer lets through)."""
+    import json
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import json, sys, redis
+        from actors import broker, replies
+        from actors.writes import commit_writes
+        reply_to = replies.new_reply_key({stack.settings.redis.namespace!r})
+        commit_writes.send(commands=json.loads(sys.stdin.read()), reply_to=reply_to)
+        item = broker.client.blpop([reply_to], timeout={timeout_s})
+        print(item[1].decode() if item else "null")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], input=json.dumps(commands), env=stack.env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout_s + 15)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.api import Account
-from tests.stack import wait_for
+from tests.stack import send_commands, wait_for
 
 
 def messages_with(account: Account, text: str) -> list[dict]:
@@ -183,3 +183,58 @@ def test_concurrent_writes_commit_once_each_and_a_refused_one_fails_alone(alice,
     assert len(messages_with(alice, text)) == 40
     assert sorted(r.status_code for r in signups) == [201, 409]
     assert len(alice.api.post("/account/search", json={"username": taken}).json()) == 1
+
+
+def test_a_value_the_database_refuses_fails_its_own_command_without_retries(stack, alice, channel):
+    """PostgreSQL refuses NUL in text; the API rejects it up front, the actor must not retry it forever."""
+    from domain import commands as c
+    from models import new_id, utcnow
+
+    def post(body):
+        command = c.PostMessage(command_id=c.new_command_id(), message_id=new_id(), channel_id=uuid.UUID(channel["id"]),
+                                author_id=author_id(stack, alice), body=body, pinned=False, at=utcnow())
+        return c.to_wire(command)
+
+    tag = uuid.uuid4().hex
+    good, odd = post(f"fine {tag}"), post(f"nul \x00 {tag}")
+    outcomes = send_commands(stack, [good, odd])
+    assert outcomes[good["command_id"]] == "applied"
+    if stack.is_postgres:
+        assert outcomes[odd["command_id"]]["kind"] == "Invalid"
+    else:  # SQLite stores NUL like any other character
+        assert outcomes[odd["command_id"]] == "applied"
+    assert len(messages_with(alice, f"fine {tag}")) == 1
+
+
+def author_id(stack, account) -> int:
+    import models
+
+    models.open_database(stack.settings.database_url)
+    try:
+        return models.User.get(models.User.uid == uuid.UUID(account.id)).id
+    finally:
+        models.db.close()
+
+
+def test_a_client_chosen_id_used_for_another_request_is_a_conflict_not_a_repeat(alice, base_url):
+    import base64
+
+    from nacl.signing import SigningKey
+
+    one, two = alice.group(), alice.group()
+    channel_id = str(uuid.uuid4())
+    created = alice.api.post(f"/group/{one['id']}/channel/", json={"id": channel_id, "name": "first"})
+    assert created.status_code == 201
+    elsewhere = alice.api.post(f"/group/{two['id']}/channel/", json={"id": channel_id, "name": "first"})
+    assert elsewhere.status_code == 409
+
+    channel = created.json()
+    message_id = str(uuid.uuid4())
+    assert alice.post(channel, "original", id=message_id).status_code == 201
+    assert alice.post(channel, "different text", id=message_id).status_code == 409
+
+    account_id = str(uuid.uuid4())
+    key = base64.b64encode(bytes(SigningKey.generate().verify_key)).decode()
+    first = httpx.post(f"{base_url}/account/", json={"id": account_id, "username": f"u-{account_id[:8]}", "pubkey": key})
+    other = httpx.post(f"{base_url}/account/", json={"id": account_id, "username": f"v-{account_id[:8]}", "pubkey": key})
+    assert (first.status_code, other.status_code) == (201, 409)

@@ -43,8 +43,10 @@ async def post_message(request, group_id, channel_id):
     command_id, mid = await creation_ids(request, viewer.uid.hex, "message", body.id)
     command = c.PostMessage(command_id=command_id, message_id=mid, channel_id=cid, author_id=viewer.id,
                             body=body.body, pinned=body.pinned, at=utcnow())
+    stored = s.Message(viewer.uid, command.body, cid, s.utc(command.at), mid, command.pinned)
     return await write(request, command, location=f"/v1/api/group/{gid}/channel/{cid}/message/{mid}",
-                       render=lambda: render_message(viewer, gid, cid, mid, status=201))
+                       render=lambda: render_message(viewer, gid, cid, mid, status=201),
+                       render_applied=lambda: json(stored, status=201))
 
 
 @bp.post("/message/search")
