@@ -13,6 +13,7 @@ import re
 import uuid
 import weakref
 
+import peewee
 from peewee import (
     AutoField,
     BooleanField,
@@ -252,6 +253,18 @@ def open_database(url: str) -> None:
     else:
         database = connect(url, autorollback=True)
     db.initialize(database)
+
+
+def drop_connection() -> None:
+    """Forget this thread's connection after the database dropped it; the next query reconnects."""
+    try:
+        db.close()
+    except peewee.PeeweeException:
+        db._state.reset()  # close() refuses inside a transaction; a dead connection has none to keep
+
+
+#: Errors that mean the connection, not the query, failed (a restart, a failover, the network).
+CONNECTION_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
 
 
 def migrate() -> None:

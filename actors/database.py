@@ -11,11 +11,17 @@ logger = logging.getLogger(__name__)
 
 
 class DatabaseSetup(Middleware):
-    """Open the database when a worker process boots, close each thread's connection at shutdown."""
+    """Open the database when a worker process boots, reconnect after the database dropped a
+    connection (Dramatiq retries the message), close each thread's connection at shutdown."""
 
     def after_process_boot(self, broker):
         models.open_database(settings().database_url)
         logger.debug("Worker process bound to database %r.", settings().database.url)
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        if isinstance(exception, models.CONNECTION_ERRORS):
+            logger.warning("Database connection lost in %s; reconnecting for the retry.", message.actor_name)
+            models.drop_connection()
 
     def after_worker_thread_shutdown(self, broker, thread):
         if not models.db.is_closed():

@@ -10,6 +10,7 @@ from sanic import exceptions as sanic_errors
 from sanic.constants import HTTP_METHODS
 from sanic.response import HTTPResponse
 
+import models
 from domain import errors
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,10 @@ def as_domain_error(exc: Exception) -> errors.DomainError | None:
     """The domain error a client should see for `exc`, or None if it is a bug."""
     if isinstance(exc, errors.DomainError):
         return exc
+    if isinstance(exc, models.CONNECTION_ERRORS):
+        logger.error("The database is unreachable: %s", exc)
+        models.drop_connection()
+        return errors.Unavailable("The database is unreachable; retry later.", 2)
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         logger.error("Redis is unreachable: %s", exc)
         return errors.Unavailable("A backing service is unreachable; retry later.", 5)

@@ -238,3 +238,27 @@ def test_a_client_chosen_id_used_for_another_request_is_a_conflict_not_a_repeat(
     first = httpx.post(f"{base_url}/account/", json={"id": account_id, "username": f"u-{account_id[:8]}", "pubkey": key})
     other = httpx.post(f"{base_url}/account/", json={"id": account_id, "username": f"v-{account_id[:8]}", "pubkey": key})
     assert (first.status_code, other.status_code) == (201, 409)
+
+
+def test_after_the_database_drops_every_connection_the_server_and_worker_reconnect(stack, alice, channel):
+    """A PostgreSQL restart or failover: a 503 at worst, never a 500, and service comes back by itself."""
+    if not stack.is_postgres:
+        pytest.skip("SQLite has no server whose connections can drop; CI's PostgreSQL run covers this")
+    import psycopg2
+
+    admin = psycopg2.connect(stack.settings.database_url)
+    admin.autocommit = True
+    admin.cursor().execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    admin.close()
+    url = f"/group/{channel['group']}/channel/{channel['id']}"
+    statuses = []
+
+    def read_and_write_work():
+        read = alice.api.get(url).status_code
+        written = alice.post(channel, "after the restart").status_code
+        statuses.extend([read, written])
+        return (read, written) == (200, 201)
+
+    assert wait_for(read_and_write_work, timeout=30, interval=0.2)
+    assert set(statuses) <= {200, 201, 503}, statuses
