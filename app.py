@@ -27,7 +27,8 @@ def create_app(settings: config.Settings | None = None) -> Sanic:
     from handlers.submit import Submitter
 
     settings = settings or config.settings()
-    app = Sanic("sector")
+    # Our logging.basicConfig handles every logger; Sanic adding its own handlers printed lines twice.
+    app = Sanic("sector", configure_logging=False)
     app.config.REQUEST_MAX_SIZE = settings.http.max_body_bytes
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.ACCESS_LOG = settings.http.access_log
