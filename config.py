@@ -6,6 +6,7 @@ import functools
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -68,6 +69,22 @@ class Scheduler(msgspec.Struct, frozen=True):
     sweep_interval_s: int
 
 
+class Security(msgspec.Struct, frozen=True):
+    secret_key: str
+
+
+class Mail(msgspec.Struct, frozen=True):
+    transport: Literal["maildir", "smtp"]
+    from_address: str
+    smtp_host: str
+    smtp_port: int
+    smtp_security: Literal["starttls", "tls", "none"]
+    smtp_username: str
+    smtp_password: str
+    smtp_ca_file: str
+    smtp_timeout_s: int
+
+
 class Logging(msgspec.Struct, frozen=True):
     level: str
 
@@ -82,6 +99,8 @@ class Settings(msgspec.Struct, frozen=True):
     auth: Auth
     limits: Limits
     scheduler: Scheduler
+    security: Security
+    mail: Mail
     logging: Logging
 
     @property

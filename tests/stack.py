@@ -75,10 +75,10 @@ class Stack:
         self.port = self.start_server()
         return self
 
-    def _spawn(self, *args: str, env: dict | None = None) -> subprocess.Popen:
+    def _spawn(self, *args: str, env: dict | None = None, stderr=None) -> subprocess.Popen:
         # A session of its own, so the whole process group (Dramatiq and Sanic fork) can be signalled.
         return subprocess.Popen([sys.executable, str(ROOT / "app.py"), *args], env=env or self.env,
-                                start_new_session=True, stdin=subprocess.DEVNULL)
+                                start_new_session=True, stdin=subprocess.DEVNULL, stderr=stderr)
 
     def start_worker(self) -> None:
         self.worker = self._spawn("worker")
@@ -120,6 +120,14 @@ class Stack:
             embedded.stop_redis(self.redis_process)
 
 
+def run_python(env: dict, script: str, stdin: str = "", timeout_s: float = 30) -> str:
+    """Run a snippet in a process configured like the stack's (`env`), as a client of its queues."""
+    done = subprocess.run([sys.executable, "-c", script], input=stdin, env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout_s)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def send_commands(stack: Stack, commands: list[dict], timeout_s: float = 8) -> dict:
     """Put one batch straight on the stack's `writes` queue, as a handler would, and return the
     worker's outcomes (for what the HTTP API no longer lets through)."""
@@ -127,7 +135,7 @@ def send_commands(stack: Stack, commands: list[dict], timeout_s: float = 8) -> d
     import textwrap
 
     script = textwrap.dedent(f"""
-        import json, sys, redis
+        import json, sys
         from actors import broker, replies
         from actors.writes import commit_writes
         reply_to = replies.new_reply_key({stack.settings.redis.namespace!r})
@@ -135,7 +143,5 @@ def send_commands(stack: Stack, commands: list[dict], timeout_s: float = 8) -> d
         item = broker.client.blpop([reply_to], timeout={timeout_s})
         print(item[1].decode() if item else "null")
     """)
-    done = subprocess.run([sys.executable, "-c", script], input=json.dumps(commands), env=stack.env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout_s + 15)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_python(stack.env, script, stdin=json.dumps(commands), timeout_s=timeout_s + 15)
+    return json.loads(out.strip().splitlines()[-1])
