@@ -204,7 +204,7 @@ class Prepared:
         _, query, sql, params, slots = self._compiled
         bound = [
             (values[name].hex if isinstance(values[name], uuid.UUID) else values[name]) if name else param
-            for param, name in zip(params, slots)
+            for param, name in zip(params, slots, strict=True)
         ]
         if is_postgres():
             self._prepare_on_this_connection()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 import json as stdjson
-from typing import Awaitable, Callable
+from typing import Callable
 
 from sanic.response import HTTPResponse, empty
 

@@ -5,7 +5,7 @@ import uuid
 import httpx
 from nacl.signing import SigningKey
 
-from tests.api import Account, unique
+from tests.api import unique
 
 
 def test_creating_an_account_answers_201_with_the_spec_shape(base_url):

@@ -259,4 +259,4 @@ def json_schemas() -> tuple[dict, dict]:
              MessageUpdate, AccountFilter, GroupFilter, ChannelFilter, MessageFilter, Account, Group, Channel,
              Message, Index, Challenge, TokenOut, Error]
     schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
-    return dict(zip([t.__name__ for t in types], schemas)), components
+    return dict(zip([t.__name__ for t in types], schemas, strict=True)), components
