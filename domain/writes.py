@@ -68,7 +68,12 @@ def _explain(model, values: dict) -> DomainError:
 
 def _update(model, key, values: dict, missing: str) -> None:
     values = {k: v for k, v in values.items() if v is not None}
-    if model.update(**values).where(key).execute() == 0:
+    try:
+        count = model.update(**values).where(key).execute()
+    except IntegrityError as e:
+        # A unique value taken by another worker's commit between our check and this update.
+        raise Conflict(f"The {model.__name__.lower()} conflicts with an existing one.") from e
+    if count == 0:
         raise NotFound(missing)
 
 

@@ -49,8 +49,8 @@ class Submitter:
     async def submit(self, command: Command, *, wait: bool = True) -> bool:
         """Queue `command`; unless `wait` is false, return once it is committed.
 
-        Returns True if this command made the change, False if it had been applied before (a
-        retry). Raises the DomainError the actor reported, or Unavailable when Redis cannot be
+        Waiting, returns True if this command made the change, False if it had been applied before
+        (a retry); not waiting, returns True once the command is queued. Raises the DomainError the actor reported, or Unavailable when Redis cannot be
         reached or no worker answered in time (the command then stays queued and applies later).
         """
         loop = asyncio.get_running_loop()
