@@ -21,8 +21,8 @@ logger = logging.getLogger("sector")
 
 def create_app(settings: config.Settings | None = None) -> Sanic:
     """The HTTP app: both dialects' blueprints, the error handler, and the shared clients."""
-    from handlers import errors
-    from handlers import sector
+    from handlers import errors, rosetta, sector
+    from handlers.rosetta import errors as rosetta_errors
     from handlers.sector import errors as sector_errors
     from handlers.submit import Submitter
 
@@ -34,7 +34,10 @@ def create_app(settings: config.Settings | None = None) -> Sanic:
     app.config.ACCESS_LOG = settings.http.access_log
     app.ctx.settings = settings
     app.blueprint(sector.blueprints)
-    errors.install(app, {sector.PREFIX: sector_errors.render}, default=sector_errors.render)
+    for blueprint in rosetta.blueprints:
+        app.blueprint(blueprint)
+    errors.install(app, {sector.PREFIX: sector_errors.render, rosetta.PREFIX: rosetta_errors.render,
+                         rosetta.SANCTUM_PREFIX: rosetta_errors.render}, default=sector_errors.render)
 
     @app.before_server_start
     async def connect(app):

@@ -53,6 +53,54 @@ class Workers(msgspec.Struct, frozen=True):
 class Auth(msgspec.Struct, frozen=True):
     challenge_ttl_s: int
     token_ttl_days: int
+    bcrypt_rounds: int
+    otp_ttl_s: int
+    otp_max_attempts: int
+    reset_ttl_s: int
+    verify_ttl_s: int
+    session_lifetime_s: int
+    session_cookie: str
+    secure_cookies: bool
+    app_url: str
+    frontend_url: str
+
+
+class Throttle(msgspec.Struct, frozen=True):
+    window_s: int
+    login_email: int
+    login_ip: int
+    otp_email: int
+    otp_ip: int
+    otp_verify_email: int
+    otp_verify_ip: int
+    forgot_email: int
+    forgot_ip: int
+    verification_user: int
+
+
+class OAuthProvider(msgspec.Struct, frozen=True):
+    """An OAuth2 / OpenID Connect provider, known by its endpoints; enabled when client_id is set."""
+
+    client_id: str = ""
+    client_secret: str = ""
+    authorize_url: str = ""
+    token_url: str = ""
+    userinfo_url: str = ""
+    # GitHub-like providers keep addresses apart: a list of {email, primary, verified}.
+    emails_url: str = ""
+    scopes: str = ""
+    # Where the provider sends the browser back with ?code=&state= (the client's page).
+    redirect_uri: str = ""
+    # Fields of the userinfo answer.
+    id_field: str = "sub"
+    email_field: str = "email"
+    email_verified_field: str = "email_verified"
+    name_field: str = "name"
+    avatar_field: str = "picture"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.client_id and self.authorize_url and self.token_url and self.userinfo_url)
 
 
 class Limits(msgspec.Struct, frozen=True):
@@ -98,6 +146,8 @@ class Settings(msgspec.Struct, frozen=True):
     workers: Workers
     auth: Auth
     limits: Limits
+    throttle: Throttle
+    oauth: dict[str, OAuthProvider]
     scheduler: Scheduler
     security: Security
     mail: Mail
@@ -137,16 +187,22 @@ def load(path: Path | str = DEFAULT_FILE, environ: dict[str, str] | None = None)
     environ = os.environ if environ is None else environ
     with open(path, "rb") as f:
         raw = tomllib.load(f)
-    for section, values in raw.items():
-        for key in values:
-            override = environ.get(f"SECTOR_{section}_{key}".upper())
-            if override is not None:
-                values[key] = override
+    _override(raw, "SECTOR", environ)
     try:
         # strict=False lets environment strings become ints and bools.
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as e:
         raise ConfigError(f"invalid configuration: {e}") from None
+
+
+def _override(table: dict, prefix: str, environ) -> None:
+    """Apply PREFIX_<KEY> variables to `table`, and PREFIX_<TABLE>_<KEY> to tables within it."""
+    for key, value in table.items():
+        name = f"{prefix}_{key}".upper()
+        if isinstance(value, dict):
+            _override(value, name, environ)
+        elif (override := environ.get(name)) is not None:
+            table[key] = override
 
 
 @functools.cache

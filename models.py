@@ -74,10 +74,11 @@ class User(BaseModel):
     email_key = CharField(null=True, unique=True)  # casefolded email
     password_hash = CharField(null=True)
     pubkey = CharField(null=True)  # ed25519 public key as the client gave it (base64 or hex)
-    profile_pic = CharField(default="")
+    profile_pic = TextField(default="")  # RosettaChat's avatar_url
     preferred_language = CharField(default="en")
     is_active = BooleanField(default=True)
     email_verified_at = DateTimeField(null=True)
+    last_login_at = DateTimeField(null=True)
     created_at = DateTimeField()
     updated_at = DateTimeField()
 
@@ -94,6 +95,22 @@ class Token(BaseModel):
     expires_at = DateTimeField(null=True)
     revoked_at = DateTimeField(null=True)
     created_at = DateTimeField()
+
+
+class SocialAccount(BaseModel):
+    """A login with an OAuth2/OIDC provider, linked to a user."""
+
+    id = AutoField()
+    user = ForeignKeyField(User, backref="social_accounts", on_delete="CASCADE", index=True)
+    provider = CharField()
+    provider_user_id = CharField()
+    provider_email = CharField(null=True)
+    name = CharField(null=True)
+    avatar = TextField(null=True)
+    created_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("provider", "provider_user_id"), True),)
 
 
 class Workspace(BaseModel):
@@ -227,7 +244,7 @@ class Prepared:
         return rows[0] if rows else None
 
 
-TABLES = [User, Token, Workspace, Membership, Channel, Message, AppliedCommand]
+TABLES = [User, Token, SocialAccount, Workspace, Membership, Channel, Message, AppliedCommand]
 
 
 def is_postgres() -> bool:
@@ -274,3 +291,23 @@ def migrate() -> None:
             # Serialize concurrent starters: CREATE TABLE IF NOT EXISTS races on PostgreSQL.
             db.execute_sql("SELECT pg_advisory_xact_lock(727001)")
         db.create_tables(TABLES, safe=True)
+        _add_missing_columns()
+
+
+def _add_missing_columns() -> None:
+    """Add columns that models gained since a table was created (only nullable ones are ever added),
+    and widen VARCHAR columns that became TEXT (PostgreSQL; SQLite does not enforce lengths)."""
+    from playhouse.migrate import migrate as run, PostgresqlMigrator, SqliteMigrator
+
+    migrator = PostgresqlMigrator(db.obj) if is_postgres() else SqliteMigrator(db.obj)
+    for model in TABLES:
+        table = model._meta.table_name
+        present = {column.name: column for column in db.get_columns(table)}
+        for field in model._meta.sorted_fields:
+            column = present.get(field.column_name)
+            if column is not None and isinstance(field, TextField) and column.data_type == "character varying":
+                db.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{field.column_name}" TYPE text')  # widened
+            if column is None:
+                if not field.null:
+                    raise RuntimeError(f"{table}.{field.column_name} is missing and not nullable; migrate by hand")
+                run(migrator.add_column(table, field.column_name, field))

@@ -7,7 +7,9 @@ import logging
 import dramatiq
 
 from config import settings
+from domain import mails
 from domain.sealing import SealBroken, seal, unseal
+from models import User
 from providers.mail import MailRejected, compose, deliver
 
 logger = logging.getLogger(__name__)
@@ -36,3 +38,13 @@ def send_email(sealed: str) -> None:
                       text=mail["text"], html=mail["html"])
     deliver(message, config.mail, config.data_dir)
     logger.info("Mail %s handed to %s.", message["Message-ID"], config.mail.transport)
+
+
+@dramatiq.actor(queue_name="email", max_retries=5, min_backoff=1_000, max_backoff=60_000, time_limit=60_000)
+def send_verification_email(user_id: int) -> None:
+    """Mail a user a signed link that verifies their address, unless it is verified already."""
+    user = User.get_or_none(User.id == user_id)
+    if user is None or user.email is None or user.email_verified_at is not None:
+        return
+    config = settings().auth
+    queue_email(to=user.email, **mails.verification(user.id, user.email, config.app_url, config.verify_ttl_s))

@@ -10,9 +10,10 @@ import dramatiq
 from peewee import DataError, IntegrityError
 
 from actors import replies
+from actors.email import send_verification_email
 from domain.commands import from_wire
 from domain.errors import DomainError, Invalid
-from domain.writes import apply, apply_all
+from domain.writes import apply, apply_all, pending
 from models import AppliedCommand, db, is_postgres, utcnow
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ def commit_writes(commands: list[dict], reply_to: str | None = None) -> None:
     Anything else (the database is down) fails the batch, and Dramatiq retries it with backoff.
     """
     batch = [from_wire(data) for data in commands]
+    followups = pending()
+    followups.clear()
     with _one_writer(), db.atomic():
         fresh = _record_applied([cmd.command_id for cmd in batch])
         todo = [cmd for cmd in batch if cmd.command_id in fresh]
@@ -37,8 +40,10 @@ def commit_writes(commands: list[dict], reply_to: str | None = None) -> None:
             with db.atomic():  # fast path: the whole batch at once
                 apply_all(todo)
         except (DomainError, IntegrityError, *_REFUSED_VALUES):
-            refused = _apply_one_by_one(todo, outcomes)
+            followups.clear()
+            refused = _apply_one_by_one(todo, outcomes, followups)
             AppliedCommand.delete().where(AppliedCommand.id.in_(refused)).execute()
+    _send_followups(followups)
     logger.debug("Committed %d of %d commands.", sum(v == replies.APPLIED for v in outcomes.values()), len(batch))
     if reply_to:
         replies.publish(commit_writes.broker.client, reply_to, outcomes)
@@ -66,10 +71,23 @@ def _record_applied(command_ids: list[str]) -> set[str]:
 _REFUSED_VALUES = (DataError, ValueError)
 
 
-def _apply_one_by_one(commands, outcomes: dict) -> list[str]:
+# What a committed command may ask for next (domain.writes.after_commit), by kind.
+_FOLLOWUP_ACTORS = {"verification_email": send_verification_email}
+
+
+def _send_followups(followups: list[tuple[str, dict]]) -> None:
+    """Send the follow-ups of a committed batch. If this process dies first they are lost, not
+    repeated: the redelivered batch finds its commands applied (a verification mail can be re-sent)."""
+    for kind, arguments in followups:
+        _FOLLOWUP_ACTORS[kind].send(**arguments)
+    followups.clear()
+
+
+def _apply_one_by_one(commands, outcomes: dict, followups: list) -> list[str]:
     """Apply each command in its own savepoint; returns the ids of those refused."""
     refused = []
     for cmd in commands:
+        asked = len(followups)
         try:
             with db.atomic():
                 apply(cmd)
@@ -77,8 +95,10 @@ def _apply_one_by_one(commands, outcomes: dict) -> list[str]:
             logger.warning("Command %s (%s) has data the database refuses: %s", cmd.command_id, type(cmd).__name__, e)
             outcomes[cmd.command_id] = Invalid("The database cannot store a value of this request.").to_reply()
             refused.append(cmd.command_id)
+            del followups[asked:]
         except DomainError as e:
             logger.info("Command %s (%s) refused: %s", cmd.command_id, type(cmd).__name__, e.message)
             outcomes[cmd.command_id] = e.to_reply()
             refused.append(cmd.command_id)
+            del followups[asked:]
     return refused

@@ -43,6 +43,84 @@ class IssueToken(Command):
     abilities: list[str]
     expires_at: dt.datetime | None
     at: dt.datetime
+    login: bool = False  # a login, not a minted token: the user's last_login_at moves too
+
+
+class NewToken(msgspec.Struct, kw_only=True):
+    """A token issued together with a new user."""
+
+    token_id: uuid.UUID
+    name: str
+    secret_hash: str
+    abilities: list[str]
+    expires_at: dt.datetime | None
+
+
+class NewSocialAccount(msgspec.Struct, kw_only=True):
+    provider: str
+    provider_user_id: str
+    provider_email: str | None
+    name: str | None
+    avatar: str | None
+
+
+class RegisterUser(Command):
+    """A RosettaChat sign-up (password, OTP or social), with the first token when it is an app's."""
+
+    user_uid: uuid.UUID
+    name: str
+    email: str
+    password_hash: str | None
+    preferred_language: str
+    email_verified: bool
+    at: dt.datetime
+    avatar_url: str = ""
+    token: NewToken | None = None
+    social: NewSocialAccount | None = None
+
+
+class RecordLogin(Command):
+    user_id: int
+    at: dt.datetime
+
+
+class SetPassword(Command):
+    """A changed or reset password; every token but `keep_token_id` is revoked."""
+
+    user_id: int
+    password_hash: str
+    keep_token_id: uuid.UUID | None
+    at: dt.datetime
+
+
+class VerifyEmail(Command):
+    user_id: int
+    email_key: str  # the address the link was sent to; a changed address is not verified by it
+    at: dt.datetime
+
+
+class UpdateProfile(Command):
+    user_id: int
+    at: dt.datetime
+    name: str | None = None
+    preferred_language: str | None = None
+    avatar_url: str | None = None
+
+
+class TouchToken(Command):
+    token_id: uuid.UUID
+    at: dt.datetime
+
+
+class LinkSocialAccount(Command):
+    user_id: int
+    account: NewSocialAccount
+    at: dt.datetime
+
+
+class UnlinkSocialAccount(Command):
+    user_id: int
+    provider: str
 
 
 class RevokeToken(Command):
@@ -124,6 +202,8 @@ class DeleteMessage(Command):
 
 AnyCommand = (
     CreateAccount | UpdateAccount | DeleteAccount | IssueToken | RevokeToken
+    | RegisterUser | RecordLogin | SetPassword | VerifyEmail | UpdateProfile | TouchToken
+    | LinkSocialAccount | UnlinkSocialAccount
     | CreateGroup | UpdateGroup | DeleteGroup | AddMember | RemoveMember
     | CreateChannel | UpdateChannel | DeleteChannel
     | PostMessage | UpdateMessage | DeleteMessage

@@ -52,6 +52,22 @@ class Invalid(DomainError):
     status, code = 422, "invalid"
 
 
+class CsrfMismatch(DomainError):
+    """A cookie-authenticated change without the matching X-XSRF-TOKEN header (Laravel's 419)."""
+
+    status, code = 419, "csrf_mismatch"
+
+
+class TooManyAttempts(DomainError):
+    """Rate limited; the client may retry after `retry_after` seconds."""
+
+    status, code = 429, "too_many_attempts"
+
+    def __init__(self, message: str = "Too Many Attempts.", retry_after: int = 60):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Unavailable(DomainError):
     """The service cannot take the request now; the client may retry after `retry_after` seconds."""
 

@@ -1,4 +1,5 @@
-"""Sealing: authenticated encryption of small values that must pass through queues and logs unread.
+"""The deployment's secret key, and sealing: authenticated encryption of small values that must
+pass through queues and logs unread.
 
 Dramatiq logs a failed message with its arguments, and Redis keeps queued messages in the clear,
 so an actor that carries a one-time code or a reset link gets it sealed (XSalsa20-Poly1305, from
@@ -8,6 +9,8 @@ PyNaCl) under the deployment's secret key.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import json
 import os
 
@@ -40,6 +43,12 @@ def _key() -> bytes:
     with os.fdopen(fd, "w") as f:
         f.write(key.hex())
     return key
+
+
+@functools.cache
+def derived_key(purpose: str) -> bytes:
+    """A key for one purpose (signing links, hashing codes), derived from the secret key."""
+    return hmac.new(_key(), f"sector:{purpose}".encode(), hashlib.sha256).digest()
 
 
 def seal(value: dict) -> str:

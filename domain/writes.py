@@ -9,20 +9,37 @@ Creates insert first and explain a refusal afterwards, so the common case costs 
 from __future__ import annotations
 
 import json
+import threading
 from functools import singledispatch
 from itertools import groupby
 
 from peewee import IntegrityError
 
 from domain import commands as c
-from domain.errors import Conflict, DomainError, NotFound
-from models import Channel, Membership, Message, Token, User, Workspace, db
+from domain.errors import Conflict, DomainError, Invalid, NotFound
+from models import Channel, Membership, Message, SocialAccount, Token, User, Workspace, db
 
 
 @singledispatch
 def apply(command: c.Command) -> None:
     """Apply one command; raises a DomainError when it cannot."""
     raise TypeError(f"no write defined for {type(command).__name__}")
+
+
+# Follow-up work a command asks for once it is committed (a mail to send): (kind, arguments).
+# The write actor takes them after the commit and sends each to its actor; a refused command's go.
+_followups = threading.local()
+
+
+def after_commit(kind: str, **arguments) -> None:
+    pending().append((kind, arguments))
+
+
+def pending() -> list[tuple[str, dict]]:
+    """This thread's follow-ups so far; the caller empties it."""
+    if not hasattr(_followups, "items"):
+        _followups.items = []
+    return _followups.items
 
 
 # Kinds of command that can be applied many at a time in one statement.
@@ -110,8 +127,10 @@ def _(cmd: c.DeleteAccount) -> None:
 
 @apply.register
 def _(cmd: c.IssueToken) -> None:
-    _create(Token, id=cmd.token_id, user=cmd.user_id, name=cmd.name, secret_hash=cmd.secret_hash,
-            abilities=json.dumps(cmd.abilities), expires_at=cmd.expires_at, created_at=cmd.at)
+    _create(Token, **_token_row(cmd.token_id, cmd.user_id, cmd.name, cmd.secret_hash, cmd.abilities,
+                                cmd.expires_at, cmd.at))
+    if cmd.login:
+        User.update(last_login_at=cmd.at).where(User.id == cmd.user_id).execute()
 
 
 @apply.register
@@ -205,3 +224,101 @@ def _(cmd: c.DeleteMessage) -> None:
     Message.update(deleted_at=cmd.at, body="", pinned=False).where(
         (Message.id == cmd.message_id) & Message.deleted_at.is_null()
     ).execute()
+
+
+EMAIL_TAKEN = "This email is already registered."
+
+
+def _email_free(email_key: str, user_id: int | None = None) -> None:
+    taken = User.select().where(User.email_key == email_key)
+    if user_id is not None:
+        taken = taken.where(User.id != user_id)
+    if taken.exists():
+        raise Invalid(EMAIL_TAKEN, {"email": [EMAIL_TAKEN]})
+
+
+def _token_row(token_id, user_id, name, secret_hash, abilities, expires_at, at) -> dict:
+    return {"id": token_id, "user": user_id, "name": name, "secret_hash": secret_hash,
+            "abilities": json.dumps(abilities), "expires_at": expires_at, "created_at": at}
+
+
+def _social_row(user_id: int, account: c.NewSocialAccount, at) -> dict:
+    return {"user": user_id, "provider": account.provider, "provider_user_id": account.provider_user_id,
+            "provider_email": account.provider_email, "name": account.name, "avatar": account.avatar, "created_at": at}
+
+
+@apply.register
+def _(cmd: c.RegisterUser) -> None:
+    email_key = cmd.email.casefold()
+    _email_free(email_key)
+    _create(User, uid=cmd.user_uid, name=cmd.name, email=cmd.email, email_key=email_key,
+            password_hash=cmd.password_hash, preferred_language=cmd.preferred_language, profile_pic=cmd.avatar_url,
+            email_verified_at=cmd.at if cmd.email_verified else None,
+            last_login_at=cmd.at, created_at=cmd.at, updated_at=cmd.at)
+    user_id = User.select(User.id).where(User.uid == cmd.user_uid).scalar()
+    if cmd.token is not None:
+        t = cmd.token
+        _create(Token, **_token_row(t.token_id, user_id, t.name, t.secret_hash, t.abilities, t.expires_at, cmd.at))
+    if cmd.social is not None:
+        _create(SocialAccount, **_social_row(user_id, cmd.social, cmd.at))
+    if not cmd.email_verified:
+        after_commit("verification_email", user_id=user_id)
+
+
+@apply.register
+def _(cmd: c.RecordLogin) -> None:
+    User.update(last_login_at=cmd.at).where(User.id == cmd.user_id).execute()
+
+
+@apply.register
+def _(cmd: c.SetPassword) -> None:
+    _update(User, User.id == cmd.user_id, {"password_hash": cmd.password_hash, "updated_at": cmd.at}, "User not found.")
+    others = Token.revoked_at.is_null() & (Token.user == cmd.user_id)
+    if cmd.keep_token_id is not None:
+        others &= Token.id != cmd.keep_token_id
+    Token.update(revoked_at=cmd.at).where(others).execute()
+
+
+@apply.register
+def _(cmd: c.VerifyEmail) -> None:
+    User.update(email_verified_at=cmd.at, updated_at=cmd.at).where(
+        (User.id == cmd.user_id) & (User.email_key == cmd.email_key) & User.email_verified_at.is_null()
+    ).execute()
+
+
+@apply.register
+def _(cmd: c.UpdateProfile) -> None:
+    values = {"name": cmd.name, "preferred_language": cmd.preferred_language, "profile_pic": cmd.avatar_url,
+              "updated_at": cmd.at}
+    _update(User, User.id == cmd.user_id, values, "User not found.")
+
+
+@apply.register
+def _(cmd: c.TouchToken) -> None:
+    Token.update(last_used_at=cmd.at).where(Token.id == cmd.token_id).execute()
+
+
+ALREADY_LINKED_HERE = "This social account is already linked to your account."
+ALREADY_LINKED_ELSEWHERE = "This social account is already linked to another user."
+LAST_LOGIN_METHOD = "Cannot unlink the last authentication method. Please set a password first."
+
+
+@apply.register
+def _(cmd: c.LinkSocialAccount) -> None:
+    holder = SocialAccount.get_or_none((SocialAccount.provider == cmd.account.provider)
+                                       & (SocialAccount.provider_user_id == cmd.account.provider_user_id))
+    if holder is not None:
+        raise Invalid(ALREADY_LINKED_HERE if holder.user_id == cmd.user_id else ALREADY_LINKED_ELSEWHERE)
+    _create(SocialAccount, **_social_row(cmd.user_id, cmd.account, cmd.at))
+
+
+@apply.register
+def _(cmd: c.UnlinkSocialAccount) -> None:
+    linked = SocialAccount.select().where((SocialAccount.user == cmd.user_id) & (SocialAccount.provider == cmd.provider))
+    if not linked.exists():
+        raise NotFound("Social account not found.")
+    has_password = User.select().where((User.id == cmd.user_id) & User.password_hash.is_null(False)).exists()
+    others = SocialAccount.select().where((SocialAccount.user == cmd.user_id) & (SocialAccount.provider != cmd.provider))
+    if not has_password and not others.exists():
+        raise Invalid(LAST_LOGIN_METHOD)
+    SocialAccount.delete().where((SocialAccount.user == cmd.user_id) & (SocialAccount.provider == cmd.provider)).execute()

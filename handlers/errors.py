@@ -72,7 +72,7 @@ def install(app, renderers: dict[str, callable], default) -> None:
         path = request.path if request is not None else ""
         render = next((r for prefix, r in renderers.items() if path.startswith(prefix)), default)
         response: HTTPResponse = render(error)
-        if isinstance(error, errors.Unavailable):
+        if isinstance(error, (errors.Unavailable, errors.TooManyAttempts)):
             response.headers["Retry-After"] = str(error.retry_after)
         if error.status == 405 and isinstance(exc, sanic_errors.MethodNotAllowed):
             allowed = exc.allowed_methods or _allowed_methods(request)

@@ -38,3 +38,30 @@ def bob(make_account) -> Account:
 @pytest.fixture
 def outsider(make_account) -> Account:
     return make_account()
+
+
+@pytest.fixture(scope="session")
+def rosetta_url(stack) -> str:
+    return f"http://127.0.0.1:{stack.port}/api/v1"
+
+
+@pytest.fixture(scope="session")
+def origin_url(stack) -> str:
+    return f"http://127.0.0.1:{stack.port}"
+
+
+@pytest.fixture(scope="session")
+def database(stack):
+    """The stack's database, opened in the test process to look at what was stored."""
+    import models
+
+    models.open_database(stack.settings.database_url)
+    yield models
+    models.db.close()
+
+
+@pytest.fixture
+def app_user(rosetta_url):
+    from tests.rosetta import AppUser
+
+    return AppUser(rosetta_url)

@@ -56,6 +56,10 @@ class Stack:
             "SECTOR_WORKERS_MAINTENANCE_CHANCE": "200000",
             "SECTOR_WORKERS_THREADS": "4",
             "SECTOR_LOGGING_LEVEL": "WARNING",
+            # Real bcrypt at its lowest cost: the suite signs up hundreds of users.
+            "SECTOR_AUTH_BCRYPT_ROUNDS": "4",
+            # Every test client is 127.0.0.1; per-IP limits are tested on a server of their own.
+            **{f"SECTOR_THROTTLE_{name}_IP": "1000000" for name in ("LOGIN", "OTP", "OTP_VERIFY", "FORGOT")},
         }
         self.settings = config.load(environ=self.env)
         self.redis_process = None

@@ -1,0 +1,12 @@
+"""The RosettaChat dialect, under /api/v1: accounts and sign-in (app tokens and web sessions),
+the current user, and personal access tokens."""
+
+from sanic import Blueprint
+
+from handlers.rosetta import auth, docs, me, social
+
+PREFIX = "/api/v1"
+# Laravel Sanctum's SPA handshake lives outside the API prefix, where such clients look for it.
+SANCTUM_PREFIX = "/sanctum"
+
+blueprints = [Blueprint.group(auth.app_bp, auth.web_bp, social.bp, me.bp, docs.bp, url_prefix=PREFIX, strict_slashes=False), me.csrf_bp]

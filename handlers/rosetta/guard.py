@@ -1,0 +1,50 @@
+"""Who is calling a RosettaChat endpoint: a bearer token (apps, bots) or a session cookie (the web
+app). Shared endpoints take either; a token's abilities limit what it may reach."""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from domain import tokens
+from domain.errors import Forbidden, Unauthenticated
+from handlers.auth import touch
+from handlers.rosetta import sessions
+from models import Prepared, User
+
+_user_by_id = Prepared(lambda user_id: User.select().where(User.id == user_id), user_id=int)
+
+FULL = "*"
+
+
+def signed_in(handler=None, *, ability: str | None = None):
+    """Require a caller; then `request.ctx.user`, and `.token` or `.session` (the other is None).
+
+    A token whose abilities do not include `*` reaches only routes that name one of its abilities
+    (403 otherwise), so a bot's narrow token cannot change its owner's password. A session can do
+    whatever its user can, but each change it makes must carry the X-XSRF-TOKEN header.
+    """
+    if handler is None:
+        return lambda h: signed_in(h, ability=ability)
+
+    @wraps(handler)
+    async def wrapper(request, *args, **kwargs):
+        request.ctx.token = request.ctx.session = None
+        if request.headers.get("authorization"):
+            request.ctx.user, request.ctx.token = tokens.authenticate(request.headers.get("authorization"))
+            granted = json.loads(request.ctx.token.abilities)
+            if FULL not in granted and (ability is None or ability not in granted):
+                raise Forbidden("Invalid ability provided.")
+            touch(request, request.ctx.token)
+        else:
+            session = await sessions.load(request)
+            user = _user_by_id.first(user_id=session["user_id"]) if session else None
+            if user is None:
+                raise Unauthenticated("Unauthenticated.")
+            if not user.is_active:
+                raise Forbidden("Account is inactive.")
+            sessions.check_xsrf(request, session)
+            request.ctx.user, request.ctx.session = user, session
+        return await handler(request, *args, **kwargs)
+
+    return wrapper
