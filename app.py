@@ -1,4 +1,4 @@
-"""Sector: create_app() and the command line (serve | worker | scheduler | dev | migrate)."""
+"""Sector: create_app() and the command line (serve | worker | scheduler | dev | migrate | tokens)."""
 
 from __future__ import annotations
 
@@ -163,6 +163,49 @@ def dev(settings: config.Settings) -> None:
     sys.exit(status)
 
 
+def tokens(settings: config.Settings, args) -> None:
+    """Personal access tokens of a user, for operators: create (the token is printed once), list, revoke."""
+    import json
+
+    import actors  # noqa: F401  (configures the broker)
+    from actors.writes import commit_and_wait
+    from domain import commands as c
+    from domain import tokens as token_ids
+    from handlers.rosetta.me import ABILITIES
+    from ulid import ULID
+
+    _require_redis(settings)
+    models.open_database(settings.database_url)
+    if args.action == "revoke":
+        try:
+            token_id = ULID.from_str(args.token_id.upper()).to_uuid()
+        except ValueError:
+            sys.exit(f"{args.token_id!r} is not a token id (the part before the | of a token).")
+        if models.Token.get_or_none(models.Token.id == token_id) is None:
+            sys.exit("No such token.")
+        commit_and_wait([c.RevokeToken(command_id=c.new_command_id(), token_id=token_id, at=models.utcnow())])
+        print("Revoked.")
+        return
+    user = models.User.get_or_none(models.User.email_key == args.email.casefold())
+    if user is None:
+        sys.exit(f"No user has the email {args.email}.")
+    if args.action == "list":
+        for token in user.tokens.where(models.Token.revoked_at.is_null()).order_by(models.Token.created_at):
+            print(str(ULID.from_uuid(token.id)).lower(), token.name, ",".join(json.loads(token.abilities)),
+                  f"expires={token.expires_at or 'never'}", f"last_used={token.last_used_at or 'never'}", sep="\t")
+        return
+    unknown = set(args.ability) - set(ABILITIES)
+    if unknown:
+        sys.exit(f"Unknown abilities {sorted(unknown)}; choose from {', '.join(ABILITIES)}.")
+    token_id, token, secret_hash = token_ids.mint()
+    outcome = commit_and_wait([c.IssueToken(
+        command_id=c.new_command_id(), token_id=token_id, user_id=user.id, name=args.name, secret_hash=secret_hash,
+        abilities=args.ability or ["*"], expires_at=token_ids.expiry(args.expires_days), at=models.utcnow())])
+    if any(isinstance(result, dict) for result in outcome.values()):
+        sys.exit(f"Refused: {outcome}")
+    print(token)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="app.py", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -172,12 +215,24 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("scheduler", help="run the periodic job scheduler")
     commands.add_parser("dev", help="run everything on one machine with embedded Redis and SQLite")
     commands.add_parser("migrate", help="create or update the database schema")
+    token = commands.add_parser("tokens", help="create, list or revoke a user's personal access tokens")
+    token_actions = token.add_subparsers(dest="action", required=True)
+    create = token_actions.add_parser("create", help="mint a token; it is printed once")
+    create.add_argument("--email", required=True, help="the user's email")
+    create.add_argument("--name", required=True, help="what the token is for")
+    create.add_argument("--ability", action="append", default=[],
+                        help="an ability, repeatable (default: *, everything the user can do)")
+    create.add_argument("--expires-days", type=int, default=0, help="days until it expires (default: never)")
+    token_actions.add_parser("list", help="a user's live tokens").add_argument("--email", required=True)
+    token_actions.add_parser("revoke", help="revoke a token by id").add_argument("token_id")
     args = parser.parse_args(argv)
 
     settings = config.settings()
     _setup_logging(settings)
     if args.command == "worker":
         worker(settings, args.queues)
+    elif args.command == "tokens":
+        tokens(settings, args)
     else:
         {"serve": serve, "scheduler": scheduler, "dev": dev, "migrate": migrate}[args.command](settings)
 

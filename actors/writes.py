@@ -49,6 +49,21 @@ def commit_writes(commands: list[dict], reply_to: str | None = None) -> None:
         replies.publish(commit_writes.broker.client, reply_to, outcomes)
 
 
+def commit_and_wait(commands: list, timeout_s: float = 10) -> dict[str, str | dict]:
+    """For command-line tools: send commands as a handler would, and wait for their outcomes
+    (APPLIED, REPEAT or an error reply). Raises TimeoutError when no worker answers."""
+    from config import settings
+    from domain.commands import to_wire
+
+    client = commit_writes.broker.client
+    reply_to = replies.new_reply_key(settings().redis.namespace)
+    commit_writes.send(commands=[to_wire(cmd) for cmd in commands], reply_to=reply_to)
+    item = client.blpop([reply_to], timeout=timeout_s)
+    if item is None:
+        raise TimeoutError("no worker committed the command; is `app.py worker` running?")
+    return replies.parse(item[1])
+
+
 # SQLite has one writer at a time, and its busy handler sleeps in steps of up to 100 ms while it
 # waits; worker threads of one process queue here instead and go the moment the writer is done.
 _sqlite_writer = threading.Lock()

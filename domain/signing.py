@@ -32,9 +32,9 @@ def _url_signature(path: str, expires: int) -> str:
 
 
 def url_signature_valid(path: str, expires: str | None, signature: str | None) -> bool:
-    if not expires or not signature or not expires.isdigit() or int(expires) < time.time():
+    if not expires or not signature or not (expires.isascii() and expires.isdigit()) or int(expires) < time.time():
         return False
-    return hmac.compare_digest(_url_signature(path, int(expires)), signature)
+    return hmac.compare_digest(_url_signature(path, int(expires)).encode(), signature.encode())
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:

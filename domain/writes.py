@@ -314,11 +314,10 @@ def _(cmd: c.LinkSocialAccount) -> None:
 
 @apply.register
 def _(cmd: c.UnlinkSocialAccount) -> None:
-    linked = SocialAccount.select().where((SocialAccount.user == cmd.user_id) & (SocialAccount.provider == cmd.provider))
-    if not linked.exists():
+    mine = SocialAccount.user == cmd.user_id
+    if not SocialAccount.select().where(mine & (SocialAccount.provider == cmd.provider)).exists():
         raise NotFound("Social account not found.")
     has_password = User.select().where((User.id == cmd.user_id) & User.password_hash.is_null(False)).exists()
-    others = SocialAccount.select().where((SocialAccount.user == cmd.user_id) & (SocialAccount.provider != cmd.provider))
-    if not has_password and not others.exists():
+    if not has_password and not SocialAccount.select().where(mine & (SocialAccount.provider != cmd.provider)).exists():
         raise Invalid(LAST_LOGIN_METHOD)
-    SocialAccount.delete().where((SocialAccount.user == cmd.user_id) & (SocialAccount.provider == cmd.provider)).execute()
+    SocialAccount.delete().where(mine & (SocialAccount.provider == cmd.provider)).execute()

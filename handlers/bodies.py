@@ -37,7 +37,7 @@ def parse(request, schema: type[T]) -> T:
         return msgspec.json.decode(request.body, type=schema)
     except msgspec.ValidationError as e:
         raise _invalid(e) from None
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, RecursionError) as e:  # RecursionError: nested deeper than the decoder goes
         raise BadRequest(f"The body is not valid JSON: {e}") from None
 
 

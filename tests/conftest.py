@@ -41,6 +41,14 @@ def outsider(make_account) -> Account:
 
 
 @pytest.fixture(scope="session")
+def app():
+    """The Sanic app as the server builds it, to read its route table (Sanic allows one per name)."""
+    from app import create_app
+
+    return create_app()
+
+
+@pytest.fixture(scope="session")
 def rosetta_url(stack) -> str:
     return f"http://127.0.0.1:{stack.port}/api/v1"
 

@@ -77,20 +77,23 @@ class Browser:
         return answer.json()["user"]
 
 
-def mails_to(stack, address: str) -> list[email.message.EmailMessage]:
-    """The mails delivered to `address` so far (the stack writes them into its Maildir)."""
+def mails_to(stack, address: str, subject: str = "") -> list[email.message.EmailMessage]:
+    """The mails delivered to `address` so far whose subject contains `subject` (the stack writes
+    them into its Maildir), oldest first."""
     found = []
     for path in sorted((Path(stack.data_dir) / "maildir" / "new").glob("*"), key=lambda p: p.stat().st_mtime):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if message["To"] == address:
+        if message["To"] == address and subject.lower() in message["Subject"].lower():
             found.append(message)
     return found
 
 
-def wait_for_mail(stack, address: str, count: int = 1, timeout: float = 15) -> email.message.EmailMessage:
-    """The `count`-th mail to `address`, once it has arrived."""
-    assert wait_for(lambda: len(mails_to(stack, address)) >= count, timeout), f"no mail #{count} for {address}"
-    return mails_to(stack, address)[count - 1]
+def wait_for_mail(stack, address: str, subject: str = "", count: int = 1,
+                  timeout: float = 15) -> email.message.EmailMessage:
+    """The `count`-th mail to `address` about `subject`, once it has arrived."""
+    arrived = wait_for(lambda: len(mails_to(stack, address, subject)) >= count, timeout)
+    assert arrived, f"no mail #{count} about {subject!r} for {address}"
+    return mails_to(stack, address, subject)[count - 1]
 
 
 def text_of(message: email.message.EmailMessage) -> str:

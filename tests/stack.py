@@ -60,6 +60,8 @@ class Stack:
             "SECTOR_AUTH_BCRYPT_ROUNDS": "4",
             # Every test client is 127.0.0.1; per-IP limits are tested on a server of their own.
             **{f"SECTOR_THROTTLE_{name}_IP": "1000000" for name in ("LOGIN", "OTP", "OTP_VERIFY", "FORGOT")},
+            # Above the five attempts a code allows, so that rule can be seen on its own.
+            "SECTOR_THROTTLE_OTP_VERIFY_EMAIL": "20",
         }
         self.settings = config.load(environ=self.env)
         self.redis_process = None

@@ -68,3 +68,8 @@ def test_root_index_and_health_are_open(base_url):
     assert root.status_code == 200 and root.json()["openapi"] == "/v1/swagger.json"
     health = httpx.get(f"{base_url}/health")
     assert health.status_code == 200 and health.headers["content-type"].startswith("text/plain")
+
+
+def test_json_nested_deeper_than_the_decoder_goes_is_a_400(alice):
+    answer = alice.api.post("/group/", content=b'{"a":' * 5000 + b"1" + b"}" * 5000)
+    assert answer.status_code == 400 and answer.json()["error"] == "bad_request"

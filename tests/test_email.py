@@ -1,6 +1,7 @@
 """Mail goes out through the `email` actor: to a real SMTP server, or into a Maildir by default."""
 
 import email
+import email.policy
 import json
 import ssl
 import subprocess
@@ -141,3 +142,32 @@ def test_by_default_mail_lands_in_a_maildir_under_the_data_dir(stack):
     message = email.message_from_bytes(delivered()[0].read_bytes())
     assert message["Subject"] == subject
     assert parts(message)["text/plain"] == "read me\n"
+
+
+@pytest.mark.parametrize("inbox", ["starttls"], indirect=True)
+def test_a_sign_in_code_travels_over_smtp_and_signs_in(stack, inbox, certificate):
+    """End to end on a deployment of its own: HTTP asks for a code, the worker mails it over SMTP,
+    and the code from the mail that arrived signs in."""
+    import httpx
+
+    from tests.rosetta import code_in, new_email
+
+    overrides = {"SECTOR_REDIS_NAMESPACE": f"smtp-{uuid.uuid4().hex[:8]}", "SECTOR_MAIL_TRANSPORT": "smtp",
+                 "SECTOR_MAIL_SMTP_HOST": "127.0.0.1", "SECTOR_MAIL_SMTP_PORT": str(inbox.port),
+                 "SECTOR_MAIL_SMTP_SECURITY": "starttls", "SECTOR_MAIL_SMTP_CA_FILE": certificate[0],
+                 "SECTOR_MAIL_SMTP_USERNAME": "sector", "SECTOR_MAIL_SMTP_PASSWORD": "s3cret"}
+    worker = stack._spawn("worker", env={**stack.env, **overrides})
+    try:
+        api = f"http://127.0.0.1:{stack.start_server(**overrides)}/api/v1"
+        address = new_email("smtp")
+        assert httpx.post(f"{api}/auth/app/otp", json={"email": address}).status_code == 200
+        assert wait_for(lambda: inbox.received, timeout=20)
+        message = inbox.received[0]
+        assert message["To"] == address
+        assert set(parts(message)) == {"text/plain", "text/html"}
+        code = code_in(email.message_from_bytes(message.as_bytes(), policy=email.policy.default))
+        signed_in = httpx.post(f"{api}/auth/app/otp/verify", json={"email": address, "token": code})
+        assert signed_in.status_code == 200 and signed_in.json()["user"]["email"] == address
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)

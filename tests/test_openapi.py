@@ -232,10 +232,7 @@ def _shape(method: str, path: str) -> tuple[str, str]:
     return method.upper(), re.sub(r"<[^>]+>|{[^}]+}", "{}", "/" + path.strip("/"))
 
 
-def test_every_registered_route_is_in_the_document():
-    from app import create_app
-
-    app = create_app()
+def test_every_registered_route_is_in_the_document(app):
     routes = {_shape(method, route.path) for route in app.router.routes for method in route.methods
               if route.path.startswith("v1/")}
     documented = {_shape(method, path) for path, operations in openapi.document()["paths"].items()

@@ -9,4 +9,7 @@ PREFIX = "/api/v1"
 # Laravel Sanctum's SPA handshake lives outside the API prefix, where such clients look for it.
 SANCTUM_PREFIX = "/sanctum"
 
-blueprints = [Blueprint.group(auth.app_bp, auth.web_bp, social.bp, me.bp, docs.bp, url_prefix=PREFIX, strict_slashes=False), me.csrf_bp]
+blueprints = [
+    Blueprint.group(auth.app_bp, auth.web_bp, social.bp, me.bp, docs.bp, url_prefix=PREFIX, strict_slashes=False),
+    me.csrf_bp,
+]

@@ -57,6 +57,7 @@ CREDENTIALS_WRONG = "The provided credentials are incorrect."
 OTP_WRONG = "Invalid or expired OTP."
 NO_SUCH_EMAIL = "We could not find an account with that email."
 RESET_WRONG = "This password reset token is invalid."
+CURRENT_WRONG = "The current password is incorrect."
 
 # Checks the code and counts the attempt in one step: a right code is consumed, and the last
 # allowed wrong guess voids the code.
@@ -204,7 +205,7 @@ async def _change_password(request, mode: str) -> HTTPResponse:
     form = validate(body(request), CHANGE)
     user = request.ctx.user
     if not await check_password(request, form["current_password"], user.password_hash):
-        raise Invalid("The current password is incorrect.", {"current_password": ["The current password is incorrect."]})
+        raise Invalid(CURRENT_WRONG, {"current_password": [CURRENT_WRONG]})
     token = request.ctx.token
     await request.app.ctx.submitter.submit(c.SetPassword(
         command_id=c.new_command_id(), user_id=user.id, password_hash=await hash_password(request, form["password"]),

@@ -49,7 +49,7 @@ def body(request) -> dict:
         return {}
     try:
         data = msgspec.json.decode(request.body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # msgspec gives up on deep nesting with a RecursionError
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
@@ -71,6 +71,13 @@ def validate(data: dict, form: Form) -> dict:
             problem = f"The {_words(name)} field must not be greater than {field.max} characters."
         if problem is None and field.confirmed and value is not None and data.get(f"{name}_confirmation") != value:
             problem = f"The {_words(name)} field confirmation does not match."
+        if problem is None and field.items is not None and isinstance(value, list):
+            value = [_normalize(item, field.items) for item in value]
+            # Laravel names each failing item by its index: `abilities.0`.
+            items = {f"{name}.{i}": _check(f"{name}.{i}", item, field.items, data) for i, item in enumerate(value)}
+            errors.update({key: [text] for key, text in items.items() if text})
+            if any(items.values()):
+                continue
         if problem:
             errors[name] = [problem]
         elif name in data or value is not None:
@@ -95,7 +102,7 @@ def _check(name: str, value, field: Field, data: dict) -> str | None:
     if value is None or value == []:
         return f"The {attr} field is required." if field.required else None
     if field.type == "integer":
-        if isinstance(value, str) and value.lstrip("-").isdigit():
+        if isinstance(value, str) and (digits := value.removeprefix("-")).isascii() and digits.isdigit():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             return f"The {attr} field must be an integer."
@@ -138,10 +145,6 @@ def _check_other(name: str, attr: str, value, field: Field, data: dict) -> str |
     if field.type == "array":
         if field.max is not None and len(value) > field.max:
             return f"The {attr} field must not have more than {field.max} items."
-        for index, item in enumerate(value):
-            problem = _check(f"{name}.{index}", item, field.items, data) if field.items else None
-            if problem:
-                return problem
     return None
 
 
@@ -180,19 +183,18 @@ def json_schema(form: Form) -> dict:
 def _schema(field: Field) -> dict:
     schema: dict = {"type": [field.type, "null"] if field.nullable or not field.required else field.type}
     if field.type == "string":
-        # Blank is null (trimmed), so a required string needs a character other than white space.
-        pattern = r"^[^\x00]*$" if not field.trim else r"^\s*[^\s\x00][^\x00]*$"
-        schema["pattern"] = pattern
+        # Blank is null, so a required string needs a character (other than white space when trimmed); a
+        # format rules out blanks and NULs itself, and generators choke on a format and a pattern at once.
+        if not (field.email or field.url or field.format):
+            required = r"^\s*[^\s\x00][^\x00]*$" if field.trim else r"^[^\x00]+$"
+            schema["pattern"] = required if field.required else r"^[^\x00]*$"
         if field.min is not None:
             schema["minLength"] = field.min
         if field.max is not None:
-            schema["maxLength"] = field.max
-        if field.email:
-            schema["format"] = "email"
-        if field.url:
-            schema["format"] = "uri"
-        if field.format:
-            schema["format"] = field.format
+            schema["maxLength"] = min(field.max, field.max_bytes or field.max)  # a character is at least a byte
+        if fmt := "email" if field.email else "uri" if field.url else field.format:
+            # An optional field may be blank instead (it is null then).
+            schema.update({"format": fmt} if field.required else {"anyOf": [{"format": fmt}, {"pattern": r"^\s*$"}]})
         if field.one_of is not None:
             schema["enum"] = list(field.one_of) + ([None] if "null" in schema["type"] else [])
     if field.type == "integer":

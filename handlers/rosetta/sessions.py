@@ -28,6 +28,16 @@ def _settings(request):
     return request.app.ctx.settings
 
 
+def cookie(request, name: str) -> str | None:
+    """A cookie's value; one that is not text (bytes a client made up) counts as absent."""
+    value = request.cookies.get(name)
+    try:
+        value and value.encode()
+    except UnicodeEncodeError:
+        return None
+    return value or None
+
+
 def _digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
@@ -64,7 +74,7 @@ async def start(request, response, user_id: int) -> None:
 
 async def load(request) -> dict | None:
     """The request's live session (user_id, xsrf), renewed for another lifetime, or None."""
-    session_id = request.cookies.get(_settings(request).auth.session_cookie)
+    session_id = cookie(request, _settings(request).auth.session_cookie)
     if not session_id:
         return None
     key = _key(request, _digest(session_id))
@@ -87,7 +97,7 @@ async def end(request, response) -> None:
 
 async def _forget(request) -> None:
     """Delete the request's session from Redis, if it has one."""
-    session_id = request.cookies.get(_settings(request).auth.session_cookie)
+    session_id = cookie(request, _settings(request).auth.session_cookie)
     if session_id:
         raw = await request.app.ctx.redis.getdel(_key(request, _digest(session_id)))
         if raw is not None:
@@ -126,8 +136,8 @@ def check_xsrf(request, session: dict | None) -> None:
     if session is not None:
         expected = session["xsrf"]
     else:
-        expected = request.cookies.get(XSRF_COOKIE, "")
+        expected = cookie(request, XSRF_COOKIE) or ""
         if unsign("xsrf", expected, _ANONYMOUS_XSRF_AGE_S) is None:
             expected = ""
-    if not expected or not hmac.compare_digest(header.encode(), expected.encode()):
+    if not expected or not hmac.compare_digest(header.encode(errors="replace"), expected.encode()):
         raise CsrfMismatch("CSRF token mismatch.")

@@ -1,0 +1,367 @@
+"""The OpenAPI 3.1 document of the RosettaChat dialect as built: the JSON Schemas of the request forms
+and response structs, plus the route table below."""
+
+from __future__ import annotations
+
+import copy
+import re
+from functools import cache
+
+from handlers.rosetta import auth, me, schemas, social
+from handlers.rosetta.forms import json_schema
+from handlers.rosetta.me import ABILITIES
+
+VERSION = "1.0.0"
+API = "/api/v1"
+SESSION_COOKIE = "rosettachat_session"
+
+# Request bodies: each a form the handler validates with, so the two cannot drift apart.
+_FORMS = {"RegisterForm": auth.REGISTER, "LoginForm": auth.LOGIN, "OtpForm": auth.OTP, "OtpVerifyForm": auth.OTP_VERIFY,
+          "ForgotPasswordForm": auth.FORGOT, "ResetPasswordForm": auth.RESET, "ChangePasswordForm": auth.CHANGE,
+          "ProfileForm": me.PROFILE, "TokenForm": me.NEW_TOKEN, "SocialCallbackForm": social.CALLBACK}
+
+_PROVIDER = "The OAuth provider's name, as the deployment configures it."
+_ULID = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
+_PATH_PARAMS = {
+    "token_id": ("The token's id: the part of `<id>|<secret>` before the `|`.", {"type": "string", "pattern": _ULID}),
+    "id": ("The user id the link was made for.", {"type": "integer"}),
+    "hash": ("The SHA-1 (hex) of the email address the link verifies.", {"type": "string"}),
+}
+_QUERY = {
+    "verify": [("expires", "When the link expires (Unix time), as the mailed link has it.", {"type": "integer"}),
+               ("signature", "The link's signature, as the mailed link has it.", {"type": "string"})],
+    "page": [(name, field.description, {k: v for k, v in json_schema({name: field})["properties"][name].items()
+                                        if k != "description"} | {"type": "integer"})
+             for name, field in me.TOKEN_PAGE.items()],
+}
+
+_STATE_COOKIE = "The web app's variant also sets the `oauth_state` cookie that binds the flow to this browser."
+_SIGNS_IN = "Signs the user in: the app gets a bearer token, the web app a session cookie (and a fresh XSRF-TOKEN)."
+_ABILITIES = ("A token carries abilities: `*` (everything its user may do), "
+              + ", ".join(f"`{ability}`" for ability in ABILITIES if ability != "*")
+              + ". A token without `*` reaches only routes that name one of its abilities (none of this document's "
+                "do yet); every other route answers it 403 `Invalid ability provided.`")
+
+# The app and web variants of each sign-in step: (path, operationId suffix, summary, success, options).
+# success is (description, schema) where schema "SignIn" is TokenIssued for apps and SignedIn for the web.
+# options: user (a signed-in caller), body (form, description), throttle (429), xsrf (web only: an open POST
+# that needs the XSRF pair), state_cookie (web only: "set" or "needed"), services (False: no database or Redis,
+# so no 503), method, any_provider, also (more statuses and their meaning), tag ("Social" for social steps).
+_AUTH_STEPS = [
+    ("register", "Register", "Register", ("The user is registered and signed in.", "SignIn"),
+     {"body": ("RegisterForm", "The new account."), "throttle": True,
+      "also": {422: "Invalid data, or `This email is already registered.`"}}),
+    ("login", "Login", "Login", ("Signed in.", "SignIn"),
+     {"body": ("LoginForm", "The user's credentials."), "throttle": True,
+      "also": {403: "`Account is inactive.`", 422: "Invalid data, or `The provided credentials are incorrect.`"}}),
+    ("otp", "RequestOtp", "Request OTP", ("A 6-digit code is mailed (a new one voids the last).", "Message"),
+     {"body": ("OtpForm", "Where to send the code."), "throttle": True}),
+    ("otp/verify", "VerifyOtp", "Verify OTP",
+     ("Signed in; an email not registered yet becomes a new, verified account.", "SignIn"),
+     {"body": ("OtpVerifyForm", "The mailed code."), "throttle": True,
+      "also": {403: "`Account is inactive.`", 422: "Invalid data, or `Invalid or expired OTP.` (a code allows five "
+                                                   "attempts, and works once)."}}),
+    ("forgot-password", "ForgotPassword", "Forgot Password", ("A reset token is mailed.", "Message"),
+     {"body": ("ForgotPasswordForm", "The account's address."), "throttle": True,
+      "also": {422: "Invalid data, or `We could not find an account with that email.`"}}),
+    ("reset-password", "ResetPassword", "Reset Password",
+     ("The password is changed; every token and session of the user ends.", "Message"),
+     {"body": ("ResetPasswordForm", "The mailed token and the new password."),
+      "also": {422: "Invalid data, or `This password reset token is invalid.` (a token works once)."}}),
+    ("logout", "Logout", "Logout", ("The bearer token of the request is revoked, or its session ended.", "Message"),
+     {"user": True}),
+    ("change-password", "ChangePassword", "Change Password",
+     ("Changed; every other token and session of the user ends, the caller's stays.", "Message"),
+     {"user": True, "body": ("ChangePasswordForm", "The current and the new password."),
+      "also": {422: "Invalid data, or `The current password is incorrect.`"}}),
+    ("social/{provider}/redirect", "SocialRedirect", "Get OAuth Redirect URL",
+     ("Where to send the user's browser; its `state` is good for ten minutes, once.", "RedirectUrl"),
+     {"tag": "Social", "xsrf": True, "state_cookie": "set", "services": False,
+      "also": {422: "`The selected provider is invalid.`"}}),
+    ("social/{provider}/callback", "SocialCallback", "OAuth Callback",
+     ("Signed in: the user linked to this identity, else the user with its email if the provider verified it "
+      "(linking it), else a new user.", "SignIn"),
+     {"tag": "Social", "xsrf": True, "state_cookie": "needed",
+      "body": ("SocialCallbackForm", "What the provider sent the browser back with."),
+      "also": {403: "`Account is inactive.`",
+               422: "Invalid data; an invalid provider, state or code; the provider shared no email; or an account "
+                    "has the email but the provider, or the account's owner, has not verified it."}}),
+    ("social/accounts", "ListLinkedAccounts", "List Linked Accounts", ("The user's linked accounts.", "LinkedAccounts"),
+     {"tag": "Social", "user": True, "method": "get"}),
+    ("social/{provider}/link", "LinkSocialAccount", "Link Social Account",
+     ("Where to send the user's browser to link the provider.", "RedirectUrl"),
+     {"tag": "Social", "user": True, "state_cookie": "set", "also": {422: "`The selected provider is invalid.`"}}),
+    ("social/{provider}/link/callback", "CompleteLinkSocialAccount", "Complete Link Social Account",
+     ("The identity is linked to the user.", "AccountLinked"),
+     {"tag": "Social", "user": True, "state_cookie": "needed",
+      "body": ("SocialCallbackForm", "What the provider sent the browser back with; `device_name` is ignored."),
+      "also": {422: "Invalid data; an invalid provider, state or code; or the identity is already linked to this "
+                    "or another user (`message` says which, without `errors`)."}}),
+    ("social/{provider}/unlink", "UnlinkSocialAccount", "Unlink Social Account",
+     ("The provider's accounts are unlinked.", "Message"),
+     {"tag": "Social", "user": True, "method": "delete", "any_provider": True,
+      "also": {404: "`Social account not found.`",
+               422: "`Cannot unlink the last authentication method. Please set a password first.`"}}),
+]
+
+# The route table of the rest: (method, path, operationId, tag, summary, (status, description, schema), options).
+_ROUTES = [
+    ("get", "/sanctum/csrf-cookie", "getCsrfCookie", "Web Authentication", "Get the XSRF-TOKEN cookie",
+     (204, "The XSRF-TOKEN cookie is set: the session's token when signed in, else a new one good for a day.", None),
+     {"set_cookie": True}),
+    ("get", API + "/openapi.json", "getOpenApi", "Documentation", "This OpenAPI document",
+     (200, "The OpenAPI 3.1 document of the RosettaChat API.", "OpenApi"), {"static": True}),
+    ("get", API + "/me", "getCurrentUser", "Shared Authentication", "Get Current User", (200, "The user.", "Me"),
+     {"user": True}),
+    ("patch", API + "/me", "updateCurrentUser", "Me", "Update Current User", (200, "The updated user.", "Me"),
+     {"user": True, "body": ("ProfileForm", "What to change; absent fields stay."), "optional_body": True}),
+    ("get", API + "/auth/email/verify/{id}/{hash}", "verifyEmail", "Email Verification", "Verify Email",
+     (200, "Verified (or it was already).", "Message"),
+     {"query": "verify", "also": {302: "Verified; the deployment has a frontend URL, and this goes to it with "
+                                       "`?verified=1`.",
+                                  404: "`Verification link is invalid.`: altered, expired, or not the user's."}}),
+    ("post", API + "/auth/email/verification-notification", "resendVerificationEmail", "Email Verification",
+     "Resend Verification Email", (200, "Sent, unless the address is verified already (the answer is the same).",
+                                   "Message"), {"user": True, "throttle": True}),
+    ("get", API + "/me/tokens", "listAccessTokens", "Me", "List Personal Access Tokens",
+     (200, "The user's live tokens (sign-in tokens included), newest first, one page of them.", "AccessTokenPage"),
+     {"user": True, "query": "page"}),
+    ("post", API + "/me/tokens", "createAccessToken", "Me", "Create a Personal Access Token",
+     (201, "The token; `token` is shown this once.", "AccessTokenCreated"),
+     {"user": True, "body": ("TokenForm", "The token's name, abilities and expiry.")}),
+    ("delete", API + "/me/tokens/{token_id}", "revokeAccessToken", "Me", "Revoke a Personal Access Token",
+     (204, "Revoked.", None), {"user": True, "also": {404: "`Token not found.`: no live token of the user's."}}),
+]
+
+_DESCRIPTIONS = {
+    "Register": "Creates the account (unverified: a verification link is mailed) and signs it in. " + _SIGNS_IN,
+    "Login": _SIGNS_IN + " Wrong credentials count against the email address and the client IP.",
+    "RequestOtp": "Mails a one-time code for passwordless sign-in, good for ten minutes.",
+    "VerifyOtp": "Creates a new account if the email is not registered. " + _SIGNS_IN,
+    "ResetPassword": "Also ends every session and revokes every token of the user (an extension to the spec).",
+    "Logout": "Ends what authenticated the request: the bearer token is revoked; a session is ended and its cookie "
+              "cleared, with a fresh XSRF-TOKEN.",
+    "ChangePassword": "Every other token and session of the user ends (an extension to the spec).",
+    "SocialRedirect": _STATE_COOKIE,
+    "SocialCallback": _SIGNS_IN,
+    "LinkSocialAccount": _STATE_COOKIE,
+    "UnlinkSocialAccount": "Any provider name, even one no longer enabled.",
+    "getCsrfCookie": "Laravel Sanctum's SPA handshake, outside the API prefix (not in the RosettaChat spec). The web "
+                     "app echoes the cookie in the `X-XSRF-TOKEN` header of every POST, PATCH and DELETE.",
+    "getCurrentUser": "Works with a bearer token or a session. `preferred_language` and `avatar_url` extend the spec.",
+    "updateCurrentUser": "Answers the updated user (the spec documents no response).",
+    "verifyEmail": "The link mailed at sign-up (and by the verification-notification endpoint): a temporary signed "
+                   "URL, good for an hour.",
+    "resendVerificationEmail": "Answers the same whether or not the address is verified already, so as not to "
+                               "tell. Limited per user.",
+    "listAccessTokens": "Personal access tokens, an extension to the spec (Laravel Sanctum's). " + _ABILITIES,
+    "createAccessToken": "Mints a personal access token for a bot or an embed (an extension to the spec). "
+                         + _ABILITIES,
+    "revokeAccessToken": "The token stops working at once (an extension to the spec).",
+}
+
+# OpenAPI links: where the id a create answers with can be used next.
+_LINKS = {"createAccessToken": {"revokeAccessToken": {"token_id": "$response.body#/data/id"}}}
+
+_ERRORS = {
+    400: "The body is not JSON, or not a JSON object.",
+    401: "No bearer token or session, or one that is unknown, expired or revoked.",
+    403: "The account is inactive, or the bearer token lacks the ability (`Invalid ability provided.`).",
+    404: "No such resource.",
+    413: "The body is larger than the server accepts.",
+    419: "`CSRF token mismatch.`: a change made with cookies whose X-XSRF-TOKEN header is missing or is not the "
+         "XSRF-TOKEN the server set.",
+    422: "The request is invalid; `errors` names each failing field, with Laravel's wording.",
+    429: "`Too Many Attempts.`: retry after Retry-After seconds.",
+    503: "The database, Redis or the write workers are unreachable or slow; retry after Retry-After seconds. A write "
+         "that timed out stays queued and is applied once.",
+}
+
+_HEADERS = {
+    "Retry-After": {"description": "Seconds to wait before retrying.", "required": True,
+                    "schema": {"type": "integer", "minimum": 1}},
+    "Set-Cookie": {"description": "The cookies this answer sets (HttpOnly session cookie, script-readable XSRF-TOKEN, "
+                                  "or the web social flow's `oauth_state`).",
+                   "required": True, "schema": {"type": "string"}},
+    "Location": {"description": "Where to go.", "required": True, "schema": {"type": "string"}},
+}
+
+_PARAMETERS = {
+    "X-XSRF-TOKEN": {"name": "X-XSRF-TOKEN", "in": "header", "required": True, "schema": {"type": "string"},
+                     "description": "The value of the XSRF-TOKEN cookie (from GET /sanctum/csrf-cookie); 419 without."},
+    "XSRF-TOKEN": {"name": "XSRF-TOKEN", "in": "cookie", "required": True, "schema": {"type": "string"},
+                   "description": "The cookie GET /sanctum/csrf-cookie sets; the X-XSRF-TOKEN header must equal it."},
+    "oauth_state": {"name": "oauth_state", "in": "cookie", "required": True, "schema": {"type": "string"},
+                    "description": "The cookie the web redirect set; the state must be the one made with it."},
+}
+
+
+def _ref(kind: str, name: str) -> dict:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(schema: str | None) -> dict:
+    return {} if schema is None else {"content": {"application/json": {"schema": _ref("schemas", schema)}}}
+
+
+def _security(method: str, options: dict) -> list:
+    if not options.get("user"):
+        return []
+    session = {"sessionCookie": []} if method == "get" else {"sessionCookie": [], "xsrfHeader": []}
+    return [{"bearerAuth": ["*"]}, session]
+
+
+def _parameters(path: str, options: dict, providers: tuple[str, ...]) -> list[dict]:
+    parameters = []
+    for name in re.findall(r"{(\w+)}", path):
+        if name == "provider":
+            schema = {"type": "string"}
+            if providers and not options.get("any_provider"):
+                schema["enum"] = list(providers)
+            description = _PROVIDER + ("" if providers or options.get("any_provider") else
+                                       " None is enabled on this deployment, so every call answers 422.")
+        else:
+            description, schema = _PATH_PARAMS[name]
+        parameters.append({"name": name, "in": "path", "required": True, "description": description, "schema": schema})
+    for name, description, schema in _QUERY.get(options.get("query"), []):
+        parameters.append({"name": name, "in": "query", "required": options["query"] == "verify",
+                           "description": description, "schema": schema})
+    if options.get("xsrf"):
+        parameters += [_ref("parameters", "X-XSRF-TOKEN"), _ref("parameters", "XSRF-TOKEN")]
+    if options.get("state_cookie") == "needed":
+        parameters.append(_ref("parameters", "oauth_state"))
+    return parameters
+
+
+def _failures(method: str, path: str, options: dict) -> dict[int, dict]:
+    """Every error status the operation can answer."""
+    if options.get("static"):
+        return {}
+    statuses = {503} if options.get("services", True) else set()
+    if "{" in path:
+        statuses.add(404)  # a path parameter that leads nowhere (one with a slash, say)
+    if options.get("user"):
+        statuses |= {401, 403} | ({419} if method != "get" else set())
+    if options.get("xsrf"):
+        statuses.add(419)
+    if "body" in options:
+        statuses |= {400, 413, 422}
+    if options.get("query") == "page":
+        statuses.add(422)
+    if options.get("throttle"):
+        statuses.add(429)
+    failures = {status: _ref("responses", str(status)) for status in statuses}
+    for status, text in options.get("also", {}).items():
+        failures[status] = ({"description": text, "headers": {"Location": _ref("headers", "Location")}}
+                            if status == 302 else
+                            {"description": text, **_json("ValidationError" if status == 422 else "Message")})
+    return failures
+
+
+def _operation(method, path, op_id, tag, summary, success, options, providers) -> dict:
+    operation = {"operationId": op_id, "tags": [tag], "summary": summary}
+    if description := options.get("description") or _DESCRIPTIONS.get(op_id):
+        operation["description"] = description
+    operation["security"] = _security(method, options)
+    if parameters := _parameters(path, options, providers):
+        operation["parameters"] = parameters
+    if "body" in options:
+        schema, text = options["body"]
+        operation["requestBody"] = {"required": not options.get("optional_body"), "description": text,
+                                    "content": {"application/json": {"schema": _ref("schemas", schema)}}}
+    status, description, content = success
+    response = {"description": description, **_json(content)}
+    if options.get("set_cookie"):
+        response["headers"] = {"Set-Cookie": _ref("headers", "Set-Cookie")}
+    if op_id in _LINKS:
+        response["links"] = {target: {"operationId": target, "parameters": parameters}
+                             for target, parameters in _LINKS[op_id].items()}
+    responses = {status: response, **_failures(method, path, options)}
+    operation["responses"] = {str(status): responses[status] for status in sorted(responses)}
+    return operation
+
+
+def _auth_routes() -> list[tuple]:
+    """The table rows of the sign-in steps, for apps and for the web app."""
+    rows = []
+    for path, name, summary, (description, schema), options in _AUTH_STEPS:
+        social_tag = " - Social" if options.get("tag") == "Social" else ""
+        for mode, title in (("app", "App Authentication"), ("web", "Web Authentication")):
+            web = mode == "web"
+            mode_options = {**options, "xsrf": web and options.get("xsrf", not options.get("user")),
+                            "set_cookie": web and (schema == "SignIn" or options.get("state_cookie") == "set"),
+                            "state_cookie": options.get("state_cookie") if web else None,
+                            "description": _DESCRIPTIONS.get(name)}
+            content = ("SignedIn" if web else "TokenIssued") if schema == "SignIn" else schema
+            rows.append((options.get("method", "post"), f"{API}/auth/{mode}/{path}", mode + name, title + social_tag,
+                         summary, (200, description, content), mode_options))
+    return rows
+
+
+def _components(session_cookie: str) -> dict:
+    components = schemas.json_schemas()
+    components |= {name: json_schema(form) for name, form in _FORMS.items()}
+    components["ValidationError"] = {
+        "type": "object", "required": ["message"],
+        "properties": {"message": {"type": "string"},
+                       "errors": {"type": "object", "description": "Each failing field, with what is wrong with it.",
+                                  "additionalProperties": {"type": "array", "items": {"type": "string"}}}},
+    }
+    components["Unauthenticated"] = {"type": "object", "required": ["message"],
+                                     "properties": {"message": {"const": "Unauthenticated."}}}
+    components["OpenApi"] = {"type": "object", "description": "An OpenAPI 3.1 document.", "required": ["openapi"]}
+    responses = {str(status): {"description": text, **_json("ValidationError" if status == 422 else "Message")}
+                 for status, text in _ERRORS.items()}
+    responses["401"] = {"description": _ERRORS[401], **_json("Unauthenticated")}
+    for status in ("429", "503"):
+        responses[status]["headers"] = {"Retry-After": _ref("headers", "Retry-After")}
+    return {
+        "schemas": components,
+        "responses": responses,
+        "parameters": _PARAMETERS,
+        "headers": _HEADERS,
+        "securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer",
+                           "description": "A Laravel Sanctum token, `<id>|<secret>`, as `Authorization: Bearer "
+                                          "<token>`: from an app sign-in, or minted at POST /api/v1/me/tokens. "
+                                          + _ABILITIES},
+            "sessionCookie": {"type": "apiKey", "in": "cookie", "name": session_cookie,
+                              "description": "The web app's session, set by a web sign-in. Each POST, PATCH and "
+                                             "DELETE made with it must also carry X-XSRF-TOKEN (419 otherwise)."},
+            "xsrfHeader": {"type": "apiKey", "in": "header", "name": "X-XSRF-TOKEN",
+                           "description": "The session's XSRF token: the XSRF-TOKEN cookie, echoed."},
+        },
+    }
+
+
+@cache
+def _document(session_cookie: str, providers: tuple[str, ...]) -> dict:
+    paths: dict[str, dict] = {}
+    for method, path, *rest in _auth_routes() + _ROUTES:
+        paths.setdefault(path, {})[method] = _operation(method, path, *rest, providers)
+    tags = ("App Authentication", "App Authentication - Social", "Web Authentication", "Web Authentication - Social",
+            "Shared Authentication", "Email Verification", "Me", "Documentation")
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "RosettaChat API", "version": VERSION,
+                 "description": "RosettaChat V1: authentication (apps by bearer token, the web app by session "
+                                "cookie), the current user, and personal access tokens."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": ["*"]}, {"sessionCookie": []}],
+        "tags": [{"name": tag} for tag in tags],
+        "paths": paths,
+        "components": _components(session_cookie),
+    }
+
+
+def document(*, session_cookie: str = SESSION_COOKIE, providers: tuple[str, ...] = ()) -> dict:
+    """The OpenAPI document for a deployment with this session cookie and these OAuth providers enabled;
+    built once, and a copy so no caller can change the cached one."""
+    return copy.deepcopy(_document(session_cookie, tuple(sorted(providers))))
+
+
+def document_for(settings) -> dict:
+    """The OpenAPI document of the deployment `settings` describe."""
+    return document(session_cookie=settings.auth.session_cookie,
+                    providers=tuple(name for name, provider in settings.oauth.items() if provider.enabled))
+
