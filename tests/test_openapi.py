@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 import uuid
 
@@ -16,6 +15,7 @@ import schemathesis
 
 from handlers.sector import openapi
 from tests.api import Account
+from tests.fuzzing import run_linked_calls, undocumented_and_unserved
 
 # Fuzzed cases per operation; the examples and coverage phases add their own on top.
 FUZZED = 12
@@ -195,50 +195,14 @@ def test_every_operation_keeps_to_the_document(case, world, origin):
 
 
 def test_sequences_of_linked_calls_keep_to_the_document(world, origin):
-    failures = []
-
-    class Machine(schema.as_state_machine()):
-        def before_call(self, case):
-            world.adapt(case, point_ids=False)  # the links between operations supply the ids here
-
-        def after_call(self, response, case):
-            super().after_call(response, case)
-            world.settle(case, response)
-
-        def get_call_kwargs(self, case):
-            return {"base_url": origin}
-
-        def validate_response(self, response, case, **kwargs):
-            # Kept rather than raised, as schemathesis's own runner does: a replay meets a server whose
-            # state has moved on, so Hypothesis could neither reproduce nor shrink the scenario.
-            try:
-                super().validate_response(response, case, **kwargs)
-            except schemathesis.errors.FailureGroup as failure:
-                failures.append(f"{case.operation.label}: {failure}")
-
-    try:
-        Machine.run(settings=hypothesis.settings(max_examples=SCENARIOS, stateful_step_count=STEPS, deadline=None,
-                                                 derandomize=True, database=None,
-                                                 suppress_health_check=list(hypothesis.HealthCheck)))
-    except hypothesis.errors.FlakyStrategyDefinition:
-        # The steps on offer depend on earlier answers (a name taken by a previous scenario is a 409,
-        # not a 201), so Hypothesis may stop early; every step that ran was checked all the same.
-        pass
+    failures = run_linked_calls(schema, world, origin, SCENARIOS, STEPS)
     assert not failures, "\n\n".join(failures)
 
 
-def _shape(method: str, path: str) -> tuple[str, str]:
-    """A route as (METHOD, path) with parameters blanked and no trailing slash, to compare spellings."""
-    return method.upper(), re.sub(r"<[^>]+>|{[^}]+}", "{}", "/" + path.strip("/"))
-
-
 def test_every_registered_route_is_in_the_document(app):
-    routes = {_shape(method, route.path) for route in app.router.routes for method in route.methods
-              if route.path.startswith("v1/")}
-    documented = {_shape(method, path) for path, operations in openapi.document()["paths"].items()
-                  for method in operations}
-    assert routes - documented == set(), "routes missing from the OpenAPI document"
-    assert documented - routes == set(), "documented operations that no route serves"
+    undocumented, unserved = undocumented_and_unserved(app, openapi.document(), ("v1/",))
+    assert undocumented == set(), "routes missing from the OpenAPI document"
+    assert unserved == set(), "documented operations that no route serves"
 
 
 def test_the_served_document_is_valid_and_only_the_open_endpoints_skip_the_bearer_token(origin):

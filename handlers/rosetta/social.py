@@ -81,9 +81,10 @@ async def _take_state(request, signed: str, provider: str, mode: str, purpose: s
     """Accept `signed` once, and only for the flow it was made for; 422 naming `state` otherwise."""
     state = unsign(STATE_PURPOSE, signed, STATE_AGE_S)
     nonce = state.get("n") if isinstance(state, dict) else None
+    browser = (sessions.cookie(request, STATE_COOKIE) or "").encode()
     fits = (isinstance(nonce, str)
             and (state.get("p"), state.get("m"), state.get("f"), state.get("u")) == (provider, mode, purpose, user_id)
-            and (mode != WEB or secrets.compare_digest((sessions.cookie(request, STATE_COOKIE) or "").encode(), nonce.encode())))
+            and (mode != WEB or secrets.compare_digest(browser, nonce.encode())))
     used = f"{request.app.ctx.settings.redis.namespace}:oauth-state:{nonce}"
     if not fits or not await request.app.ctx.redis.set(used, 1, nx=True, ex=STATE_AGE_S):
         raise Invalid(INVALID, {"state": [STATE_INVALID]})
