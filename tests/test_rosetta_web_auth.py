@@ -103,3 +103,38 @@ def test_sessions_live_in_redis_under_a_digest_of_their_id(origin_url, stack, ap
 def test_bearer_tokens_need_no_xsrf_header(origin_url, app_user):
     answer = app_user.api.patch("/me", json={"name": "By Token"})
     assert answer.status_code == 200 and answer.json()["name"] == "By Token"
+
+
+def test_forgot_and_reset_on_the_web_end_every_session(origin_url, rosetta_url, stack):
+    import re
+
+    from tests.rosetta import text_of, wait_for_mail
+
+    user = AppUser(rosetta_url)
+    signed_in = Browser(origin_url)
+    assert signed_in.post("/auth/web/login", json={"email": user.email, "password": PASSWORD}).status_code == 200
+    browser = Browser(origin_url)
+    unknown = browser.post("/auth/web/forgot-password", json={"email": new_email()})
+    assert unknown.json()["errors"] == {"email": ["We could not find an account with that email."]}
+    sent = browser.post("/auth/web/forgot-password", json={"email": user.email})
+    assert (sent.status_code, sent.json()) == (200, {"message": "Password reset link sent to your email."})
+    token = re.search(r"Reset token: (\S+)", text_of(wait_for_mail(stack, user.email, "reset"))).group(1)
+    body = {"token": token, "email": user.email, "password": "web reset pass", "password_confirmation": "web reset pass"}
+    assert browser.post("/auth/web/reset-password", json=body, xsrf=False).status_code == 419
+    reset = browser.post("/auth/web/reset-password", json=body)
+    assert (reset.status_code, reset.json()) == (200, {"message": "Password has been reset successfully."})
+    assert signed_in.get("/me").status_code == 401
+    assert browser.post("/auth/web/login", json={"email": user.email, "password": "web reset pass"}).status_code == 200
+
+
+def test_web_sign_in_forms_answer_their_documented_errors(origin_url, app_user):
+    browser = Browser(origin_url)
+    wrong = browser.post("/auth/web/login", json={"email": app_user.email, "password": "not the password"})
+    assert wrong.json()["errors"] == {"email": ["The provided credentials are incorrect."]}
+    taken = browser.post("/auth/web/register", json={"name": "X", "email": app_user.email, "password": PASSWORD,
+                                                     "password_confirmation": PASSWORD})
+    assert taken.json()["errors"] == {"email": ["This email is already registered."]}
+    bad_code = browser.post("/auth/web/otp/verify", json={"email": app_user.email, "token": "000000"})
+    assert (bad_code.status_code, bad_code.json()["errors"]) == (422, {"token": ["Invalid or expired OTP."]})
+    unauthenticated = browser.post("/auth/web/change-password", json={})
+    assert (unauthenticated.status_code, unauthenticated.json()) == (401, {"message": "Unauthenticated."})
