@@ -119,7 +119,8 @@ def test_forgot_and_reset_on_the_web_end_every_session(origin_url, rosetta_url, 
     sent = browser.post("/auth/web/forgot-password", json={"email": user.email})
     assert (sent.status_code, sent.json()) == (200, {"message": "Password reset link sent to your email."})
     token = re.search(r"Reset token: (\S+)", text_of(wait_for_mail(stack, user.email, "reset"))).group(1)
-    body = {"token": token, "email": user.email, "password": "web reset pass", "password_confirmation": "web reset pass"}
+    body = {"token": token, "email": user.email, "password": "web reset pass",
+            "password_confirmation": "web reset pass"}
     assert browser.post("/auth/web/reset-password", json=body, xsrf=False).status_code == 419
     reset = browser.post("/auth/web/reset-password", json=body)
     assert (reset.status_code, reset.json()) == (200, {"message": "Password has been reset successfully."})
