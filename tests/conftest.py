@@ -73,3 +73,13 @@ def app_user(rosetta_url):
     from tests.rosetta import AppUser
 
     return AppUser(rosetta_url)
+
+
+@pytest.fixture(scope="module")
+def provider():
+    """A local OAuth2 provider speaking Google's and GitHub's protocol (tests/oauth_provider.py)."""
+    from tests.oauth_provider import FakeProvider
+
+    fake = FakeProvider().start()
+    yield fake
+    fake.stop()

@@ -1,5 +1,6 @@
-"""What both dialects' schemathesis tests share: running the linked-calls state machine, and
-comparing the routes the app serves with those a document describes."""
+"""What both dialects' schemathesis tests share: loading a document with our settings, a real
+bearer token on every case, running the linked-calls state machine, and comparing the routes the
+app serves with those a document describes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,37 @@ import re
 
 import hypothesis
 import schemathesis
+
+# Schemathesis's statuses that reject invalid data, plus 413: a body over the size limit is refused
+# before it is read, which is as much a rejection as a 422.
+_REJECTIONS = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
+
+
+def load(document: dict, *, fuzzed: int, steps: int, also_rejecting: tuple[str, ...] = (), checks: dict | None = None):
+    """The schemathesis schema of `document`: fixed seed, `fuzzed` examples an operation, `steps` a scenario.
+
+    Loaded from the code rather than with schemathesis.pytest.from_fixture, whose lazy loading needs
+    pytest < 9 (it sets `request.node._nodeid`); each dialect's tests show the server serves this document.
+    """
+    return schemathesis.openapi.from_dict(document, config=schemathesis.Config.from_dict({
+        "seed": 20250421,
+        "generation": {"deterministic": True, "max-examples": fuzzed, "database": "none"},
+        "phases": {"stateful": {"max-steps": steps}},
+        "checks": {"negative_data_rejection": {"expected-statuses": sorted(_REJECTIONS + list(also_rejecting))},
+                   **(checks or {})},
+    }))
+
+
+def use_bearer_token(schema, token) -> None:
+    """Send `token()` as the bearer token of every case that needs one."""
+
+    @schema.auth(refresh_interval=None)
+    class BearerToken:
+        def get(self, case, context):
+            return token()
+
+        def set(self, case, data, context):
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
 def run_linked_calls(schema, world, origin: str, scenarios: int, steps: int) -> list[str]:

@@ -14,8 +14,8 @@ import pytest
 import schemathesis
 
 from handlers.sector import openapi
+from tests import fuzzing
 from tests.api import Account
-from tests.fuzzing import run_linked_calls, undocumented_and_unserved
 
 # Fuzzed cases per operation; the examples and coverage phases add their own on top.
 FUZZED = 12
@@ -161,29 +161,9 @@ def origin(stack) -> str:
     return f"http://127.0.0.1:{stack.port}"
 
 
-# Loaded from the code rather than with schemathesis.pytest.from_fixture, whose lazy loading needs
-# pytest < 9 (it sets `request.node._nodeid`); the last test shows that the server serves this document.
-schema = schemathesis.openapi.from_dict(openapi.document(), config=schemathesis.Config.from_dict({
-    "seed": 20250421,
-    "generation": {"deterministic": True, "max-examples": FUZZED, "database": "none"},
-    "phases": {"stateful": {"max-steps": STEPS}},
-    # Schemathesis's list of statuses that reject invalid data, plus 413: a body over the size limit is
-    # refused before it is read, which is as much a rejection as a 422.
-    "checks": {"negative_data_rejection": {"expected-statuses": [
-        "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]}},
-}))
-
-
-@schema.auth(refresh_interval=None)
-class OwnerToken:
-    """The bearer token of a real, logged-in account."""
-
-    def get(self, case, context):
-        # Schemathesis builds the coverage cases while collecting, before any server runs.
-        return _world.owner.token if _world is not None else PENDING
-
-    def set(self, case, data, context):
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+schema = fuzzing.load(openapi.document(), fuzzed=FUZZED, steps=STEPS)
+# Schemathesis builds the coverage cases while collecting, before any server runs: PENDING until then.
+fuzzing.use_bearer_token(schema, lambda: _world.owner.token if _world is not None else PENDING)
 
 
 @schema.parametrize()
@@ -195,12 +175,12 @@ def test_every_operation_keeps_to_the_document(case, world, origin):
 
 
 def test_sequences_of_linked_calls_keep_to_the_document(world, origin):
-    failures = run_linked_calls(schema, world, origin, SCENARIOS, STEPS)
+    failures = fuzzing.run_linked_calls(schema, world, origin, SCENARIOS, STEPS)
     assert not failures, "\n\n".join(failures)
 
 
 def test_every_registered_route_is_in_the_document(app):
-    undocumented, unserved = undocumented_and_unserved(app, openapi.document(), ("v1/",))
+    undocumented, unserved = fuzzing.undocumented_and_unserved(app, openapi.document(), ("v1/",))
     assert undocumented == set(), "routes missing from the OpenAPI document"
     assert unserved == set(), "documented operations that no route serves"
 

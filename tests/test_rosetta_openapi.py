@@ -22,7 +22,7 @@ from schemathesis.core.parameters import ParameterLocation
 
 import config
 from handlers.rosetta import openapi
-from tests.fuzzing import run_linked_calls, undocumented_and_unserved
+from tests import fuzzing
 from tests.oauth_provider import CLIENTS, FakeProvider, Person
 from tests.rosetta import new_email, text_of
 
@@ -246,13 +246,6 @@ _world: World | None = None  # the world fixture's, for the auth provider schema
 
 
 @pytest.fixture(scope="module")
-def provider():
-    fake = FakeProvider().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def social_env(provider) -> dict:
     return provider.env()
 
@@ -271,32 +264,13 @@ def world(stack, origin, provider) -> World:
     _world = None
 
 
-# Loaded from the code rather than with schemathesis.pytest.from_fixture, whose lazy loading needs
-# pytest < 9 (it sets `request.node._nodeid`); test_the_served_document_... shows that the server serves it.
-schema = schemathesis.openapi.from_dict(openapi.document(providers=PROVIDERS), config=schemathesis.Config.from_dict({
-    "seed": 20250421,
-    "generation": {"deterministic": True, "max-examples": FUZZED, "database": "none"},
-    "phases": {"stateful": {"max-steps": STEPS}},
-    "checks": {
-        # Schemathesis's lists of statuses that reject invalid data, plus 413 (a body over the size limit is
-        # refused before it is read) and 419 (Laravel's status for a missing or wrong XSRF token).
-        "negative_data_rejection": {"expected-statuses": [
-            "400", "401", "403", "404", "405", "406", "409", "413", "415", "419", "422", "428", "429", "5xx"]},
-        "missing_required_header": {"expected-statuses": ["400", "401", "403", "406", "415", "419", "422"]},
-    },
-}))
-
-
-@schema.auth(refresh_interval=None)
-class OwnerToken:
-    """The bearer token of a real, signed-up user."""
-
-    def get(self, case, context):
-        # Schemathesis builds the coverage cases while collecting, before any server runs.
-        return _world.owner.token if _world is not None else PENDING
-
-    def set(self, case, data, context):
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+schema = fuzzing.load(openapi.document(providers=PROVIDERS), fuzzed=FUZZED, steps=STEPS,
+                      # 419: Laravel's status for a missing or wrong XSRF token.
+                      also_rejecting=("419",),
+                      checks={"missing_required_header": {"expected-statuses": [
+                          "400", "401", "403", "406", "415", "419", "422"]}})
+# Schemathesis builds the coverage cases while collecting, before any server runs: PENDING until then.
+fuzzing.use_bearer_token(schema, lambda: _world.owner.token if _world is not None else PENDING)
 
 
 @schema.parametrize()
@@ -308,12 +282,12 @@ def test_every_operation_keeps_to_the_document(case, world, origin):
 
 
 def test_sequences_of_linked_calls_keep_to_the_document(world, origin):
-    failures = run_linked_calls(schema, world, origin, SCENARIOS, STEPS)
+    failures = fuzzing.run_linked_calls(schema, world, origin, SCENARIOS, STEPS)
     assert not failures, "\n\n".join(failures)
 
 
 def test_every_registered_route_is_in_the_document(app):
-    undocumented, unserved = undocumented_and_unserved(app, openapi.document(), ("api/v1/", "sanctum/"))
+    undocumented, unserved = fuzzing.undocumented_and_unserved(app, openapi.document(), ("api/v1/", "sanctum/"))
     assert undocumented == set(), "routes missing from the OpenAPI document"
     assert unserved == set(), "documented operations that no route serves"
 

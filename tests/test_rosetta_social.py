@@ -23,13 +23,6 @@ INACTIVE = "Account is inactive."
 
 
 @pytest.fixture(scope="module")
-def provider():
-    fake = FakeProvider().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def origin(stack, provider) -> str:
     """A server whose Google and GitHub are the local provider."""
     return f"http://127.0.0.1:{stack.start_server(**provider.env())}"

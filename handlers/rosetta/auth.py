@@ -20,8 +20,17 @@ from domain.writes import EMAIL_TAKEN
 from handlers.bodies import json
 from handlers.rosetta import schemas as s
 from handlers.rosetta import sessions, throttle
-from handlers.rosetta.accounts import (APP, WEB, check_password, hash_password, in_thread, register, require_active,
-                                       sign_in, user_by_email)
+from handlers.rosetta.accounts import (
+    APP,
+    WEB,
+    check_password,
+    hash_password,
+    in_thread,
+    register,
+    require_active,
+    sign_in,
+    user_by_email,
+)
 from handlers.rosetta.forms import Field, body, confirmations, validate
 from handlers.rosetta.guard import signed_in
 from models import utcnow

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import msgspec
 from sanic import Blueprint
 from sanic.response import empty, redirect
+from ulid import ULID
 
 from actors.email import send_verification_email
 from domain import commands as c
@@ -24,7 +25,6 @@ from handlers.rosetta.accounts import in_thread
 from handlers.rosetta.forms import Field, body, query, validate
 from handlers.rosetta.guard import signed_in
 from models import Token, User, utcnow
-from ulid import ULID
 
 bp = Blueprint("rosetta_me", strict_slashes=False)
 csrf_bp = Blueprint("rosetta_csrf", strict_slashes=False)
@@ -154,8 +154,7 @@ async def create_token(request):
         command_id=c.new_command_id(), token_id=token_id, user_id=request.ctx.user.id, name=form["name"],
         secret_hash=secret_hash, abilities=abilities, expires_at=expires_at, at=now))
     shown = _token(Token.get_by_id(token_id))
-    return json(s.AccessTokenCreated(s.NewAccessToken(*(getattr(shown, f) for f in shown.__struct_fields__), token)),
-                status=201)
+    return json(s.AccessTokenCreated(s.NewAccessToken(**msgspec.structs.asdict(shown), token=token)), status=201)
 
 
 @bp.delete("/me/tokens/<token_id:str>")

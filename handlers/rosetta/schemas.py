@@ -90,15 +90,9 @@ class AccessToken(Struct):
     created_at: Timestamp
 
 
-class NewAccessToken(Struct):
+class NewAccessToken(AccessToken):
     """A minted token; `token` (`<id>|<secret>`) is shown this once."""
 
-    id: str
-    name: str
-    abilities: list[str]
-    last_used_at: Timestamp | None
-    expires_at: Timestamp | None
-    created_at: Timestamp
     token: str
 
 
