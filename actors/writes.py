@@ -11,7 +11,8 @@ from peewee import DataError, IntegrityError
 
 from actors import replies
 from actors.email import send_verification_email
-from domain.commands import from_wire
+from config import settings
+from domain.commands import from_wire, to_wire
 from domain.errors import DomainError, Invalid
 from domain.writes import apply, apply_all, pending
 from models import AppliedCommand, db, is_postgres, utcnow
@@ -52,9 +53,6 @@ def commit_writes(commands: list[dict], reply_to: str | None = None) -> None:
 def commit_and_wait(commands: list, timeout_s: float = 10) -> dict[str, str | dict]:
     """For command-line tools: send commands as a handler would, and wait for their outcomes
     (APPLIED, REPEAT or an error reply). Raises TimeoutError when no worker answers."""
-    from config import settings
-    from domain.commands import to_wire
-
     client = commit_writes.broker.client
     reply_to = replies.new_reply_key(settings().redis.namespace)
     commit_writes.send(commands=[to_wire(cmd) for cmd in commands], reply_to=reply_to)

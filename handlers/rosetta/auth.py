@@ -32,7 +32,7 @@ from handlers.rosetta.accounts import (
     user_by_email,
 )
 from handlers.rosetta.forms import Field, body, confirmations, validate
-from handlers.rosetta.guard import signed_in
+from handlers.rosetta.guard import flow_route
 from models import utcnow
 
 app_bp = Blueprint("rosetta_app_auth", url_prefix="/auth/app")
@@ -83,16 +83,6 @@ _TAKE_RESET = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0
 """
-
-
-def _web_xsrf(request):
-    """Web sign-in forms need the XSRF token too: a forged cross-site login would sign a victim in
-    as the attacker."""
-    if request.method == "POST" and request.route.name.split(".")[-1] not in ("web_logout", "web_change_password"):
-        sessions.check_xsrf(request, None)
-
-
-web_bp.on_request(_web_xsrf)
 
 
 def _key(request, kind: str, email: str) -> str:
@@ -231,14 +221,7 @@ _FLOWS = {
 }
 
 
-def _route(flow, mode: str, needs_user: bool):
-    async def handler(request):
-        return await flow(request, mode)
-
-    return signed_in(handler) if needs_user else handler
-
-
 for _path, (_flow, _needs_user) in _FLOWS.items():
     for _bp, _mode in ((app_bp, APP), (web_bp, WEB)):
-        _bp.add_route(_route(_flow, _mode, _needs_user), f"/{_path}", methods=["POST"],
+        _bp.add_route(flow_route(_flow, _mode, _needs_user), f"/{_path}", methods=["POST"],
                       name=f"{_mode}_{_path.replace('/', '_').replace('-', '_')}")

@@ -10,6 +10,7 @@ from domain import tokens
 from domain.errors import Forbidden, Unauthenticated
 from handlers.auth import touch
 from handlers.rosetta import sessions
+from handlers.rosetta.accounts import WEB
 from models import Prepared, User
 
 _user_by_id = Prepared(lambda user_id: User.select().where(User.id == user_id), user_id=int)
@@ -48,3 +49,19 @@ def signed_in(handler=None, *, ability: str | None = None):
         return await handler(request, *args, **kwargs)
 
     return wrapper
+
+
+def flow_route(flow, mode: str, needs_user: bool):
+    """The handler of a sign-in step for apps or the web: `flow(request, mode, **path_params)`.
+
+    Steps for a signed-in user go through `signed_in` (which checks a session's XSRF token). The
+    web's open steps (sign-in forms, the social redirect and callback) need the XSRF pair too: a
+    forged cross-site sign-in would sign a victim's browser in as the attacker.
+    """
+
+    async def handler(request, **params):
+        if mode == WEB and not needs_user:
+            sessions.check_xsrf(request, None)
+        return await flow(request, mode, **params)
+
+    return signed_in(handler) if needs_user else handler

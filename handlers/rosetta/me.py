@@ -117,7 +117,10 @@ async def list_tokens(request):
     rows = live.order_by(Token.created_at.desc(), Token.id.desc()).paginate(page, per_page)
     items = [_token(t) for t in rows]
     last = max(1, math.ceil(total / per_page))
-    url = lambda n: f"{request.scheme}://{request.host}{request.path}?{urlencode({'page': n, 'per_page': per_page})}"  # noqa: E731
+
+    def url(n: int) -> str:
+        return f"{request.scheme}://{request.host}{request.path}?{urlencode({'page': n, 'per_page': per_page})}"
+
     first = (page - 1) * per_page + 1 if items else None
     return json(s.AccessTokenPage(
         items,

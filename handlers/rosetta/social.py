@@ -33,7 +33,7 @@ from handlers.rosetta.accounts import APP, WEB, register, require_active, sign_i
 from handlers.rosetta.auth import DEVICE
 from handlers.rosetta.errors import INVALID
 from handlers.rosetta.forms import Field, body, is_email, is_url, validate
-from handlers.rosetta.guard import signed_in
+from handlers.rosetta.guard import flow_route
 from models import SocialAccount, User, utcnow
 from providers import oauth
 
@@ -208,16 +208,7 @@ _ROUTES = (
 )
 
 
-def _route(flow, mode: str, needs_user: bool):
-    async def handler(request, **params):
-        if mode == WEB and not needs_user:  # signed_in checks it for the others
-            sessions.check_xsrf(request, None)
-        return await flow(request, mode, **params)
-
-    return signed_in(handler) if needs_user else handler
-
-
 for _path, _method, _flow, _needs_user in _ROUTES:
     for _mode in (APP, WEB):
-        bp.add_route(_route(_flow, _mode, _needs_user), f"/auth/{_mode}/social/{_path}", methods=[_method],
+        bp.add_route(flow_route(_flow, _mode, _needs_user), f"/auth/{_mode}/social/{_path}", methods=[_method],
                      name=f"{_mode}_social{_flow.__name__}")
