@@ -13,6 +13,7 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) bench/write_path.py
+	$(PY) bench/rosetta_chat.py
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)

@@ -40,6 +40,7 @@ class Writes(msgspec.Struct, frozen=True):
     batch_max: int
     idempotency_ttl_s: int
     applied_retention_h: int
+    outbox_resend_s: int
 
 
 class Workers(msgspec.Struct, frozen=True):
@@ -63,6 +64,7 @@ class Auth(msgspec.Struct, frozen=True):
     secure_cookies: bool
     app_url: str
     frontend_url: str
+    strict_email_domains: bool
 
 
 class Throttle(msgspec.Struct, frozen=True):
@@ -76,6 +78,9 @@ class Throttle(msgspec.Struct, frozen=True):
     forgot_email: int
     forgot_ip: int
     verification_user: int
+    resolve_user: int
+    resolve_ip: int
+    webhook: int
 
 
 class OAuthProvider(msgspec.Struct, frozen=True):
@@ -107,6 +112,7 @@ class Limits(msgspec.Struct, frozen=True):
     name_chars: int
     description_chars: int
     message_chars: int
+    content_chars: int
     profile_pic_chars: int
     search_default: int
     search_max: int

@@ -8,6 +8,7 @@ ULIDs. Users also carry an integer id because RosettaChat shows user ids as inte
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 import uuid
@@ -18,6 +19,7 @@ from peewee import (
     AutoField,
     BooleanField,
     CharField,
+    IntegerField,
     DatabaseProxy,
     DateTimeField,
     ForeignKeyField,
@@ -46,9 +48,19 @@ def new_id() -> uuid.UUID:
     return ULID().to_uuid()
 
 
-def ulid_of(value: uuid.UUID) -> str:
-    """The RosettaChat spelling of an id: its lowercase ULID."""
-    return str(ULID.from_uuid(value)).lower()
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+# Two base32 digits for each 10 bits: 128 bits are 13 such pairs (the first two bits always 0).
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+
+
+def ulid_of(value: uuid.UUID | str) -> str:
+    """The RosettaChat spelling of an id: its lowercase ULID (Crockford base32 of the 128 bits).
+
+    Takes a UUID, or the text a database driver returns for one (hex, with or without dashes).
+    Written out here because python-ulid's round trip costs ~6 us an id, and a page shows hundreds.
+    """
+    n = value.int if isinstance(value, uuid.UUID) else int(value.replace("-", ""), 16)
+    return "".join([_PAIRS[(n >> shift) & 1023] for shift in range(120, -1, -10)])
 
 
 def utcnow() -> dt.datetime:
@@ -120,8 +132,9 @@ class Workspace(BaseModel):
     name = CharField()
     slug = CharField(null=True, unique=True)
     description = TextField(default="")
-    visibility = CharField(default="private")
-    owner = ForeignKeyField(User, backref="owned_workspaces", on_delete="CASCADE")
+    visibility = CharField(default="private")  # public | private | password
+    password_hash = CharField(null=True)  # bcrypt, for visibility "password"
+    owner = ForeignKeyField(User, backref="owned_workspaces", on_delete="CASCADE")  # its creator (Sector's owner)
     created_at = DateTimeField(index=True)
     updated_at = DateTimeField()
 
@@ -130,6 +143,7 @@ class Membership(BaseModel):
     workspace = ForeignKeyField(Workspace, backref="memberships", on_delete="CASCADE")
     user = ForeignKeyField(User, backref="memberships", on_delete="CASCADE", index=True)
     role = CharField(default="member")  # owner | admin | member | guest
+    preferred_language = CharField(null=True)  # overrides the user's in this workspace
     created_at = DateTimeField()
 
     class Meta:
@@ -137,19 +151,36 @@ class Membership(BaseModel):
 
 
 class Channel(BaseModel):
+    """A channel of a workspace, or (kind "direct", no workspace) a direct conversation of two users."""
+
     id = UUIDField(primary_key=True)
-    workspace = ForeignKeyField(Workspace, backref="channels", on_delete="CASCADE")
+    workspace = ForeignKeyField(Workspace, backref="channels", on_delete="CASCADE", null=True)
     name = CharField()
-    slug = CharField(null=True)
+    slug = CharField(null=True)  # unique within its workspace
     description = TextField(default="")
-    visibility = CharField(default="public")  # public | private
-    kind = CharField(default="channel")  # channel | direct
+    visibility = CharField(default="public")  # public | private | password
+    password_hash = CharField(null=True)  # bcrypt, for visibility "password"
+    kind = CharField(default="standard")  # standard | direct
+    pair_key = CharField(null=True, unique=True)  # "<low user id>:<high user id>" of a direct conversation
     created_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
     created_at = DateTimeField()
     updated_at = DateTimeField()
 
     class Meta:
-        indexes = ((("workspace", "created_at"), False),)
+        indexes = ((("workspace", "created_at"), False), (("workspace", "slug"), True))
+
+
+class ChannelMember(BaseModel):
+    """Who may enter a private or password channel, and the two participants of a direct conversation;
+    `last_read` is the newest message the member has read (direct conversations' unread counts)."""
+
+    channel = ForeignKeyField(Channel, backref="members", on_delete="CASCADE")
+    user = ForeignKeyField(User, backref="channel_memberships", on_delete="CASCADE", index=True)
+    last_read = UUIDField(null=True)
+    created_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("channel", "user"), True),)
 
 
 class Message(BaseModel):
@@ -157,16 +188,56 @@ class Message(BaseModel):
     channel = ForeignKeyField(Channel, backref="messages", on_delete="CASCADE")
     author = ForeignKeyField(User, backref="messages", on_delete="CASCADE", index=True)
     parent = ForeignKeyField("self", null=True, backref="replies", on_delete="CASCADE")
-    type = CharField(default="text")
+    type = CharField(default="text")  # text | system
+    author_kind = CharField(default="user")  # user | webhook | automation | guest
     body = TextField()
     language = CharField(null=True)
+    translation_status = CharField(default="pending")  # pending | skipped | ...
+    reply_count = IntegerField(default=0)  # live replies in its thread
     pinned = BooleanField(default=False)
     created_at = DateTimeField()
     edited_at = DateTimeField(null=True)
     deleted_at = DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("channel", "created_at"), False),)
+        # (channel, id): ids are time-ordered, so this pages a channel newest first without gaps.
+        indexes = ((("channel", "created_at"), False), (("channel", "id"), False), (("parent", "id"), False))
+
+
+class Invite(BaseModel):
+    """A link that adds whoever accepts it to a workspace; only the SHA-256 of its token is kept."""
+
+    id = UUIDField(primary_key=True)
+    workspace = ForeignKeyField(Workspace, backref="invites", on_delete="CASCADE")
+    token_hash = CharField(unique=True)
+    created_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    expires_at = DateTimeField(null=True)
+    revoked_at = DateTimeField(null=True)
+    created_at = DateTimeField()
+
+
+class Webhook(BaseModel):
+    """An incoming webhook: posts as its own bot user; only the SHA-256 of its secret is kept."""
+
+    id = UUIDField(primary_key=True)
+    workspace = ForeignKeyField(Workspace, backref="webhooks", on_delete="CASCADE")
+    name = CharField()
+    secret_hash = CharField()
+    is_active = BooleanField(default=True)
+    default_channel = ForeignKeyField(Channel, null=True, on_delete="SET NULL")
+    bot_user = ForeignKeyField(User, on_delete="CASCADE")
+    created_by = ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
+    created_at = DateTimeField()
+    updated_at = DateTimeField()
+
+
+class Outbox(BaseModel):
+    """Follow-ups of committed commands, written in the same transaction; sent, then deleted."""
+
+    id = AutoField()
+    kind = CharField()
+    arguments = TextField()  # JSON
+    created_at = DateTimeField(index=True)
 
 
 class AppliedCommand(BaseModel):
@@ -215,7 +286,7 @@ class Prepared:
             db.execute_sql(f"PREPARE sector_q{id(self)} AS {self._pg_plan}")
             self._prepared_on.add(connection)
 
-    def __call__(self, **values) -> list:
+    def _bind(self, values: dict) -> tuple:
         if self._compiled is None or self._compiled[0] is not db.obj:
             self._compile()
         _, query, sql, params, slots = self._compiled
@@ -225,6 +296,16 @@ class Prepared:
         ]
         if is_postgres():
             self._prepare_on_this_connection()
+        return query, sql, bound
+
+    def raw(self, **values) -> list[tuple]:
+        """The rows as the driver returns them, unconverted: for hot reads that format columns themselves
+        (a page of messages; peewee's conversions were most of its cost)."""
+        _, sql, bound = self._bind(values)
+        return db.execute_sql(sql, bound).fetchall()
+
+    def __call__(self, **values) -> list:
+        query, sql, bound = self._bind(values)
         # Peewee's own row reader for this query (a private hook, stable across 3.x-4.x). It works
         # out which column goes to which model on every call, ~15% of a request here; the SQL never
         # changes, so what it worked out the first time is handed to the next readers.
@@ -244,7 +325,8 @@ class Prepared:
         return rows[0] if rows else None
 
 
-TABLES = [User, Token, SocialAccount, Workspace, Membership, Channel, Message, AppliedCommand]
+TABLES = [User, Token, SocialAccount, Workspace, Membership, Channel, ChannelMember, Message, Invite, Webhook,
+          AppliedCommand, Outbox]
 
 
 def is_postgres() -> bool:
@@ -285,18 +367,27 @@ CONNECTION_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
 
 
 def migrate() -> None:
-    """Create missing tables and indexes; safe to run from several processes at once."""
+    """Create missing tables, columns and indexes; safe to run from several processes at once."""
     with db.atomic():
         if is_postgres():
             # Serialize concurrent starters: CREATE TABLE IF NOT EXISTS races on PostgreSQL.
             db.execute_sql("SELECT pg_advisory_xact_lock(727001)")
-        db.create_tables(TABLES, safe=True)
+        for model in TABLES:
+            model._schema.create_table(safe=True)
         _add_missing_columns()
+        for model in TABLES:  # after the columns: a new index may be on a new column
+            model._schema.create_indexes(safe=True)
+        # Channels of a workspace were kind "channel" before direct conversations came.
+        Channel.update(kind="standard").where(Channel.kind == "channel").execute()
 
 
 def _add_missing_columns() -> None:
-    """Add columns that models gained since a table was created (only nullable ones are ever added),
-    and widen VARCHAR columns that became TEXT (PostgreSQL; SQLite does not enforce lengths)."""
+    """Add columns that models gained since a table was created, make columns that became optional
+    nullable, and widen VARCHAR columns that became TEXT (PostgreSQL; SQLite does not enforce lengths).
+
+    A new column that is not nullable must have a default: it is added nullable and filled with it
+    (making it NOT NULL afterwards would mean rebuilding the table on SQLite).
+    """
     from playhouse.migrate import migrate as run, PostgresqlMigrator, SqliteMigrator
 
     migrator = PostgresqlMigrator(db.obj) if is_postgres() else SqliteMigrator(db.obj)
@@ -307,7 +398,29 @@ def _add_missing_columns() -> None:
             column = present.get(field.column_name)
             if column is not None and isinstance(field, TextField) and column.data_type == "character varying":
                 db.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{field.column_name}" TYPE text')  # widened
+            if column is not None and field.null and not column.null:
+                _drop_not_null(table, field.column_name)
             if column is None:
-                if not field.null:
-                    raise RuntimeError(f"{table}.{field.column_name} is missing and not nullable; migrate by hand")
-                run(migrator.add_column(table, field.column_name, field))
+                if not field.null and field.default is None:
+                    raise RuntimeError(f"{table}.{field.column_name} is missing and has no default; migrate by hand")
+                added = copy.copy(field)
+                added.null = True
+                run(migrator.add_column(table, field.column_name, added))
+                if field.default is not None:
+                    model.update({field: field.default}).where(field.is_null()).execute()
+
+
+def _drop_not_null(table: str, column: str) -> None:
+    if is_postgres():
+        db.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" DROP NOT NULL')
+        return
+    # SQLite cannot alter a column; its documented way to drop a NOT NULL (sqlite.org/lang_altertable.html,
+    # "Making Other Kinds Of Table Schema Changes") edits the stored CREATE TABLE and bumps the schema
+    # version. Rebuilding the table instead would cascade-delete every row that refers to it.
+    (sql,) = db.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+    loosened = re.sub(rf'("{column}" \w+) NOT NULL', r"\1", sql, count=1)
+    (version,) = db.execute_sql("PRAGMA schema_version").fetchone()
+    db.execute_sql("PRAGMA writable_schema = ON")
+    db.execute_sql("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", (loosened, table))
+    db.execute_sql(f"PRAGMA schema_version = {version + 1}")
+    db.execute_sql("PRAGMA writable_schema = OFF")

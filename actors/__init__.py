@@ -13,6 +13,6 @@ from config import settings
 broker = build_broker(settings(), middleware=[m() for m in default_middleware] + [DatabaseSetup()])
 dramatiq.set_broker(broker)
 
-from actors import email, expiry, writes  # noqa: E402,F401  (registers the actors on the broker)
+from actors import email, expiry, messages, outbox, writes  # noqa: E402,F401  (registers the actors on the broker)
 
-QUEUES = ("writes", "translation", "push", "webhooks", "email", "expiry")
+QUEUES = ("writes", "messages", "translation", "push", "webhooks", "email", "expiry")

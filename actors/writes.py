@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 
 import dramatiq
 from peewee import DataError, IntegrityError
 
-from actors import replies
-from actors.email import send_verification_email
+from actors import outbox, replies
 from config import settings
 from domain.commands import from_wire, to_wire
 from domain.errors import DomainError, Invalid
@@ -44,10 +44,15 @@ def commit_writes(commands: list[dict], reply_to: str | None = None) -> None:
             followups.clear()
             refused = _apply_one_by_one(todo, outcomes, followups)
             AppliedCommand.delete().where(AppliedCommand.id.in_(refused)).execute()
-    _send_followups(followups)
+        stored = outbox.store(followups)
+    followups.clear()
+    if _CRASH_AFTER_COMMIT and stored:
+        os._exit(70)  # tests only: die between the commit and the follow-ups (see _CRASH_AFTER_COMMIT)
     logger.debug("Committed %d of %d commands.", sum(v == replies.APPLIED for v in outcomes.values()), len(batch))
+    # The waiting requests are answered first: their follow-ups are safe in the outbox already.
     if reply_to:
         replies.publish(commit_writes.broker.client, reply_to, outcomes)
+    outbox.deliver(stored)
 
 
 def commit_and_wait(commands: list, timeout_s: float = 10) -> dict[str, str | dict]:
@@ -84,16 +89,9 @@ def _record_applied(command_ids: list[str]) -> set[str]:
 _REFUSED_VALUES = (DataError, ValueError)
 
 
-# What a committed command may ask for next (domain.writes.after_commit), by kind.
-_FOLLOWUP_ACTORS = {"verification_email": send_verification_email}
-
-
-def _send_followups(followups: list[tuple[str, dict]]) -> None:
-    """Send the follow-ups of a committed batch. If this process dies first they are lost, not
-    repeated: the redelivered batch finds its commands applied (a verification mail can be re-sent)."""
-    for kind, arguments in followups:
-        _FOLLOWUP_ACTORS[kind].send(**arguments)
-    followups.clear()
+# Set only by the tests: the worker process exits right after committing a batch that has follow-ups,
+# to show that the outbox delivers them all the same.
+_CRASH_AFTER_COMMIT = os.environ.get("SECTOR_TEST_CRASH_AFTER_COMMIT") == "1"
 
 
 def _apply_one_by_one(commands, outcomes: dict, followups: list) -> list[str]:

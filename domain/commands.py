@@ -7,6 +7,8 @@ it is sent, so a redelivered or retried command is recognised and applied once.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 import uuid
 
 import msgspec
@@ -14,6 +16,14 @@ import msgspec
 
 class Command(msgspec.Struct, tag=True, kw_only=True):
     command_id: str
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _KINDS.append(cls)
+
+
+# Every kind of command, wherever it is declared (each area of domain/ declares its own).
+_KINDS: list[type[Command]] = []
 
 
 class CreateAccount(Command):
@@ -129,12 +139,17 @@ class RevokeToken(Command):
 
 
 class CreateGroup(Command):
+    """A Sector group or a RosettaChat workspace; without a slug, one is made from the name."""
+
     group_id: uuid.UUID
     owner_id: int
     name: str
     description: str
     member_ids: list[int]
     at: dt.datetime
+    slug: str | None = None
+    visibility: str = "private"
+    password_hash: str | None = None
 
 
 class UpdateGroup(Command):
@@ -142,6 +157,9 @@ class UpdateGroup(Command):
     at: dt.datetime
     name: str | None = None
     description: str | None = None
+    slug: str | None = None
+    visibility: str | None = None  # away from "password", the password goes
+    password_hash: str | None = None
 
 
 class DeleteGroup(Command):
@@ -149,9 +167,12 @@ class DeleteGroup(Command):
 
 
 class AddMember(Command):
+    """Adds the user unless already a member (then nothing changes)."""
+
     group_id: uuid.UUID
     user_id: int
     at: dt.datetime
+    role: str = "member"
 
 
 class RemoveMember(Command):
@@ -160,12 +181,18 @@ class RemoveMember(Command):
 
 
 class CreateChannel(Command):
+    """A channel; without a slug, one is made from the name. The creator may enter a private or
+    password channel."""
+
     channel_id: uuid.UUID
     group_id: uuid.UUID
     created_by: int
     name: str
     description: str
     at: dt.datetime
+    slug: str | None = None
+    visibility: str = "public"
+    password_hash: str | None = None
 
 
 class UpdateChannel(Command):
@@ -173,6 +200,9 @@ class UpdateChannel(Command):
     at: dt.datetime
     name: str | None = None
     description: str | None = None
+    slug: str | None = None
+    visibility: str | None = None  # away from "password", the password goes
+    password_hash: str | None = None
 
 
 class DeleteChannel(Command):
@@ -186,6 +216,10 @@ class PostMessage(Command):
     body: str
     pinned: bool
     at: dt.datetime
+    parent_id: uuid.UUID | None = None  # a reply in this message's thread
+    message_type: str = "text"  # text | system
+    author_kind: str = "user"  # user | webhook | automation | guest
+    translation_status: str = "pending"  # "skipped" when the author asked for none
 
 
 class UpdateMessage(Command):
@@ -200,16 +234,6 @@ class DeleteMessage(Command):
     at: dt.datetime
 
 
-AnyCommand = (
-    CreateAccount | UpdateAccount | DeleteAccount | IssueToken | RevokeToken
-    | RegisterUser | RecordLogin | SetPassword | VerifyEmail | UpdateProfile | TouchToken
-    | LinkSocialAccount | UnlinkSocialAccount
-    | CreateGroup | UpdateGroup | DeleteGroup | AddMember | RemoveMember
-    | CreateChannel | UpdateChannel | DeleteChannel
-    | PostMessage | UpdateMessage | DeleteMessage
-)
-
-
 def to_wire(command: Command) -> dict:
     """The JSON-ready form a Dramatiq message carries."""
     return msgspec.to_builtins(command)
@@ -217,7 +241,15 @@ def to_wire(command: Command) -> dict:
 
 def from_wire(data: dict) -> Command:
     """Rebuild a command from its wire form."""
-    return msgspec.convert(data, AnyCommand)
+    return msgspec.convert(data, _any_command())
+
+
+@functools.cache
+def _any_command():
+    """The tagged union of every kind; built at first use, once every area of domain/ is imported."""
+    import domain.writes  # noqa: F401  (imports each area, declaring its commands)
+
+    return functools.reduce(operator.or_, _KINDS)
 
 
 def new_command_id() -> str:

@@ -69,6 +69,8 @@ def _between(query, column, since, until):
 
 def accounts(*, ids=None, username=None, since=None, until=None, page: Page):
     """Accounts are public to every signed-in user (that is how members are found)."""
+    # Sector accounts only: RosettaChat users, who have no username (Sector shows them as `rosetta-<id>`),
+    # are not listed to every Sector user; the group or message that names one gives its id to read.
     query = User.select().where(User.username.is_null(False))
     if ids is not None:
         query = query.where(User.uid.in_(ids))

@@ -17,7 +17,7 @@ from peewee import IntegrityError
 
 from domain import commands as c
 from domain.errors import Conflict, DomainError, Invalid, NotFound
-from models import Channel, Membership, Message, SocialAccount, Token, User, Workspace, db
+from models import SocialAccount, Token, User, Workspace, db
 
 
 @singledispatch
@@ -26,12 +26,14 @@ def apply(command: c.Command) -> None:
     raise TypeError(f"no write defined for {type(command).__name__}")
 
 
-# Follow-up work a command asks for once it is committed (a mail to send): (kind, arguments).
-# The write actor takes them after the commit and sends each to its actor; a refused command's go.
+# Follow-up work a command asks for once it is committed (a mail to send, a message to translate):
+# (kind, arguments). The write actor stores them in the outbox in the same transaction, and sends each
+# to its actor after the commit; a refused command's go with it.
 _followups = threading.local()
 
 
 def after_commit(kind: str, **arguments) -> None:
+    """Ask for `kind` of follow-up once this command commits; arguments are JSON values."""
     pending().append((kind, arguments))
 
 
@@ -42,8 +44,8 @@ def pending() -> list[tuple[str, dict]]:
     return _followups.items
 
 
-# Kinds of command that can be applied many at a time in one statement.
-_BULK = {}
+# Kinds of command that can be applied many at a time in one statement: kind -> apply(list).
+BULK = {}
 
 
 def apply_all(commands: list[c.Command]) -> None:
@@ -55,22 +57,22 @@ def apply_all(commands: list[c.Command]) -> None:
     """
     for kind, run in groupby(commands, key=type):
         run = list(run)
-        if kind in _BULK and len(run) > 1:
-            _BULK[kind](run)
+        if kind in BULK and len(run) > 1:
+            BULK[kind](run)
         else:
             for command in run:
                 apply(command)
 
 
-def _create(model, **values) -> None:
+def create(model, **values) -> None:
     try:
         with db.atomic():  # a savepoint, so the transaction survives a refused insert
             model.insert(**values).execute()
     except IntegrityError as e:
-        raise _explain(model, values) from e
+        raise explain(model, values) from e
 
 
-def _explain(model, values: dict) -> DomainError:
+def explain(model, values: dict) -> DomainError:
     """Why inserting `values` into `model` broke a constraint, in words a client can act on."""
     pk = model._meta.primary_key
     if pk.name in values and model.select().where(pk == values[pk.name]).exists():
@@ -83,7 +85,7 @@ def _explain(model, values: dict) -> DomainError:
     return Conflict(f"The {model.__name__.lower()} conflicts with an existing one.")
 
 
-def _update(model, key, values: dict, missing: str) -> None:
+def update(model, key, values: dict, missing: str) -> None:
     values = {k: v for k, v in values.items() if v is not None}
     try:
         count = model.update(**values).where(key).execute()
@@ -94,18 +96,34 @@ def _update(model, key, values: dict, missing: str) -> None:
         raise NotFound(missing)
 
 
+# A user with no username (signed up through RosettaChat, or a webhook's bot) is shown to Sector, whose
+# accounts must have one, as `rosetta-<id>`; so no Sector account may take a name spelt that way.
+_SHOWN_PREFIX = "rosetta-"
+
+
+def display_username(user: User) -> str:
+    """The username Sector shows for `user`: its own, or `rosetta-<id>` when it has none."""
+    return user.username or f"{_SHOWN_PREFIX}{user.id}"
+
+
+def is_reserved_username(username: str) -> bool:
+    """Whether `username` is spelt `rosetta-<digits>`, in any case: a name kept for users without one."""
+    key = username.strip().casefold()
+    return key.startswith(_SHOWN_PREFIX) and key[len(_SHOWN_PREFIX):].isdecimal()
+
+
 def _username_free(username: str, user_id: int | None = None) -> None:
     taken = User.select().where(User.username_key == username.casefold())
     if user_id is not None:
         taken = taken.where(User.id != user_id)
-    if taken.exists():
+    if is_reserved_username(username) or taken.exists():
         raise Conflict("That username is taken.", {"username": ["That username is taken."]})
 
 
 @apply.register
 def _(cmd: c.CreateAccount) -> None:
     _username_free(cmd.username)
-    _create(User, uid=cmd.user_uid, username=cmd.username, username_key=cmd.username.casefold(),
+    create(User, uid=cmd.user_uid, username=cmd.username, username_key=cmd.username.casefold(),
             pubkey=cmd.pubkey, profile_pic=cmd.profile_pic, created_at=cmd.at, updated_at=cmd.at)
 
 
@@ -115,7 +133,7 @@ def _(cmd: c.UpdateAccount) -> None:
     if cmd.username is not None:
         _username_free(cmd.username, cmd.user_id)
         values.update(username=cmd.username, username_key=cmd.username.casefold())
-    _update(User, User.id == cmd.user_id, values, "Account not found.")
+    update(User, User.id == cmd.user_id, values, "Account not found.")
 
 
 @apply.register
@@ -127,7 +145,7 @@ def _(cmd: c.DeleteAccount) -> None:
 
 @apply.register
 def _(cmd: c.IssueToken) -> None:
-    _create(Token, **_token_row(cmd.token_id, cmd.user_id, cmd.name, cmd.secret_hash, cmd.abilities,
+    create(Token, **_token_row(cmd.token_id, cmd.user_id, cmd.name, cmd.secret_hash, cmd.abilities,
                                 cmd.expires_at, cmd.at))
     if cmd.login:
         User.update(last_login_at=cmd.at).where(User.id == cmd.user_id).execute()
@@ -136,94 +154,6 @@ def _(cmd: c.IssueToken) -> None:
 @apply.register
 def _(cmd: c.RevokeToken) -> None:
     Token.update(revoked_at=cmd.at).where((Token.id == cmd.token_id) & Token.revoked_at.is_null()).execute()
-
-
-@apply.register
-def _(cmd: c.CreateGroup) -> None:
-    _create(Workspace, id=cmd.group_id, name=cmd.name, description=cmd.description, owner=cmd.owner_id,
-            created_at=cmd.at, updated_at=cmd.at)
-    members = [cmd.owner_id] + [m for m in dict.fromkeys(cmd.member_ids) if m != cmd.owner_id]
-    rows = [{"workspace": cmd.group_id, "user": m, "role": "owner" if m == cmd.owner_id else "member",
-             "created_at": cmd.at} for m in members]
-    try:
-        with db.atomic():
-            Membership.insert_many(rows).execute()
-    except IntegrityError as e:
-        raise NotFound("A member account does not exist.", {"members": ["A member account does not exist."]}) from e
-
-
-@apply.register
-def _(cmd: c.UpdateGroup) -> None:
-    values = {"name": cmd.name, "description": cmd.description, "updated_at": cmd.at}
-    _update(Workspace, Workspace.id == cmd.group_id, values, "Group not found.")
-
-
-@apply.register
-def _(cmd: c.DeleteGroup) -> None:
-    Workspace.delete().where(Workspace.id == cmd.group_id).execute()
-
-
-@apply.register
-def _(cmd: c.AddMember) -> None:
-    already = Membership.select().where((Membership.workspace == cmd.group_id) & (Membership.user == cmd.user_id))
-    if not already.exists():
-        _create(Membership, workspace=cmd.group_id, user=cmd.user_id, created_at=cmd.at)
-
-
-@apply.register
-def _(cmd: c.RemoveMember) -> None:
-    Membership.delete().where((Membership.workspace == cmd.group_id) & (Membership.user == cmd.user_id)).execute()
-
-
-@apply.register
-def _(cmd: c.CreateChannel) -> None:
-    _create(Channel, id=cmd.channel_id, workspace=cmd.group_id, name=cmd.name, description=cmd.description,
-            created_by=cmd.created_by, created_at=cmd.at, updated_at=cmd.at)
-
-
-@apply.register
-def _(cmd: c.UpdateChannel) -> None:
-    values = {"name": cmd.name, "description": cmd.description, "updated_at": cmd.at}
-    _update(Channel, Channel.id == cmd.channel_id, values, "Channel not found.")
-
-
-@apply.register
-def _(cmd: c.DeleteChannel) -> None:
-    Channel.delete().where(Channel.id == cmd.channel_id).execute()
-
-
-def _message_row(cmd: c.PostMessage) -> dict:
-    return {"id": cmd.message_id, "channel": cmd.channel_id, "author": cmd.author_id, "body": cmd.body,
-            "pinned": cmd.pinned, "created_at": cmd.at}
-
-
-@apply.register
-def _(cmd: c.PostMessage) -> None:
-    _create(Message, **_message_row(cmd))
-
-
-def _post_messages(cmds: list[c.PostMessage]) -> None:
-    Message.insert_many([_message_row(cmd) for cmd in cmds]).execute()
-
-
-_BULK[c.PostMessage] = _post_messages
-
-
-@apply.register
-def _(cmd: c.UpdateMessage) -> None:
-    values = {"body": cmd.body, "pinned": cmd.pinned, "edited_at": cmd.at if cmd.body is not None else None}
-    if cmd.body is None and cmd.pinned is None:
-        return
-    live = (Message.id == cmd.message_id) & Message.deleted_at.is_null()
-    _update(Message, live, values, "Message not found.")
-
-
-@apply.register
-def _(cmd: c.DeleteMessage) -> None:
-    # Kept as a tombstone (threads and translations refer to it); the text is gone.
-    Message.update(deleted_at=cmd.at, body="", pinned=False).where(
-        (Message.id == cmd.message_id) & Message.deleted_at.is_null()
-    ).execute()
 
 
 EMAIL_TAKEN = "This email is already registered."
@@ -251,16 +181,16 @@ def _social_row(user_id: int, account: c.NewSocialAccount, at) -> dict:
 def _(cmd: c.RegisterUser) -> None:
     email_key = cmd.email.casefold()
     _email_free(email_key)
-    _create(User, uid=cmd.user_uid, name=cmd.name, email=cmd.email, email_key=email_key,
+    create(User, uid=cmd.user_uid, name=cmd.name, email=cmd.email, email_key=email_key,
             password_hash=cmd.password_hash, preferred_language=cmd.preferred_language, profile_pic=cmd.avatar_url,
             email_verified_at=cmd.at if cmd.email_verified else None,
             last_login_at=cmd.at, created_at=cmd.at, updated_at=cmd.at)
     user_id = User.select(User.id).where(User.uid == cmd.user_uid).scalar()
     if cmd.token is not None:
         t = cmd.token
-        _create(Token, **_token_row(t.token_id, user_id, t.name, t.secret_hash, t.abilities, t.expires_at, cmd.at))
+        create(Token, **_token_row(t.token_id, user_id, t.name, t.secret_hash, t.abilities, t.expires_at, cmd.at))
     if cmd.social is not None:
-        _create(SocialAccount, **_social_row(user_id, cmd.social, cmd.at))
+        create(SocialAccount, **_social_row(user_id, cmd.social, cmd.at))
     if not cmd.email_verified:
         after_commit("verification_email", user_id=user_id)
 
@@ -272,7 +202,7 @@ def _(cmd: c.RecordLogin) -> None:
 
 @apply.register
 def _(cmd: c.SetPassword) -> None:
-    _update(User, User.id == cmd.user_id, {"password_hash": cmd.password_hash, "updated_at": cmd.at}, "User not found.")
+    update(User, User.id == cmd.user_id, {"password_hash": cmd.password_hash, "updated_at": cmd.at}, "User not found.")
     others = Token.revoked_at.is_null() & (Token.user == cmd.user_id)
     if cmd.keep_token_id is not None:
         others &= Token.id != cmd.keep_token_id
@@ -290,7 +220,7 @@ def _(cmd: c.VerifyEmail) -> None:
 def _(cmd: c.UpdateProfile) -> None:
     values = {"name": cmd.name, "preferred_language": cmd.preferred_language, "profile_pic": cmd.avatar_url,
               "updated_at": cmd.at}
-    _update(User, User.id == cmd.user_id, values, "User not found.")
+    update(User, User.id == cmd.user_id, values, "User not found.")
 
 
 @apply.register
@@ -309,7 +239,7 @@ def _(cmd: c.LinkSocialAccount) -> None:
                                        & (SocialAccount.provider_user_id == cmd.account.provider_user_id))
     if holder is not None:
         raise Invalid(ALREADY_LINKED_HERE if holder.user_id == cmd.user_id else ALREADY_LINKED_ELSEWHERE)
-    _create(SocialAccount, **_social_row(cmd.user_id, cmd.account, cmd.at))
+    create(SocialAccount, **_social_row(cmd.user_id, cmd.account, cmd.at))
 
 
 @apply.register
@@ -321,3 +251,7 @@ def _(cmd: c.UnlinkSocialAccount) -> None:
     if not has_password and not SocialAccount.select().where(mine & (SocialAccount.provider != cmd.provider)).exists():
         raise Invalid(LAST_LOGIN_METHOD)
     SocialAccount.delete().where(mine & (SocialAccount.provider == cmd.provider)).execute()
+
+
+# Each area's commands register how they apply when imported.
+from domain import messages, webhooks, workspaces  # noqa: E402,F401

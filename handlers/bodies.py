@@ -8,8 +8,9 @@ from typing import TypeVar
 
 import msgspec
 from sanic.response import HTTPResponse
+from ulid import ULID
 
-from domain.errors import BadRequest, Invalid
+from domain.errors import BadRequest, Invalid, NotFound
 
 T = TypeVar("T")
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
@@ -55,6 +56,14 @@ def path_id(value: str, name: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise Invalid(f"{name} must be a UUID.", {name: ["Must be a UUID."]}) from None
+
+
+def path_ulid(value: str, missing: str) -> uuid.UUID:
+    """A path segment that must be a ULID (RosettaChat ids); anything else names nothing: 404."""
+    try:
+        return ULID.from_str(value.upper()).to_uuid()
+    except ValueError:
+        raise NotFound(missing) from None
 
 
 _encoder = msgspec.json.Encoder()

@@ -8,7 +8,7 @@ import signal
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from actors import broker, expiry
+from actors import broker, expiry, outbox
 from config import Settings
 from scheduler.leader import LeaderLock
 
@@ -31,6 +31,7 @@ def run(settings: Settings) -> None:
     scheduler.add_job(lock.hold, "interval", seconds=max(1, settings.scheduler.lock_ttl_s // 3), next_run_time=dt.datetime.now(dt.timezone.utc))
     scheduler.add_job(when_leading(expiry.expire_applied_commands), "interval", seconds=every)
     scheduler.add_job(when_leading(expiry.expire_tokens), "interval", seconds=every)
+    scheduler.add_job(when_leading(outbox.resend_outbox), "interval", seconds=max(1, settings.writes.outbox_resend_s))
 
     def stop(signum, frame):
         logger.info("Scheduler stopping on signal %d.", signum)

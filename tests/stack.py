@@ -59,7 +59,7 @@ class Stack:
             # Real bcrypt at its lowest cost: the suite signs up hundreds of users.
             "SECTOR_AUTH_BCRYPT_ROUNDS": "4",
             # Every test client is 127.0.0.1; per-IP limits are tested on a server of their own.
-            **{f"SECTOR_THROTTLE_{name}_IP": "1000000" for name in ("LOGIN", "OTP", "OTP_VERIFY", "FORGOT")},
+            **{f"SECTOR_THROTTLE_{name}_IP": "1000000" for name in ("LOGIN", "OTP", "OTP_VERIFY", "FORGOT", "RESOLVE")},
             # Above the five attempts a code allows, so that rule can be seen on its own.
             "SECTOR_THROTTLE_OTP_VERIFY_EMAIL": "20",
         }
@@ -86,8 +86,10 @@ class Stack:
         return subprocess.Popen([sys.executable, str(ROOT / "app.py"), *args], env=env or self.env,
                                 start_new_session=True, stdin=subprocess.DEVNULL, stderr=stderr)
 
-    def start_worker(self) -> None:
-        self.worker = self._spawn("worker")
+    def start_worker(self, stderr=None, **overrides: str) -> subprocess.Popen:
+        """Start the worker, with these SECTOR_* overrides and its stderr to a file if given."""
+        self.worker = self._spawn("worker", env={**self.env, **overrides}, stderr=stderr)
+        return self.worker
 
     def kill_worker(self) -> None:
         """SIGKILL the worker and its children: nothing is acked, nothing cleans up."""

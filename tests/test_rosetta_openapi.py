@@ -23,6 +23,7 @@ from schemathesis.core.parameters import ParameterLocation
 import config
 from handlers.rosetta import openapi
 from tests import fuzzing
+from tests.chat_world import ChatWorld
 from tests.oauth_provider import CLIENTS, FakeProvider, Person
 from tests.rosetta import new_email, text_of
 
@@ -97,6 +98,8 @@ class World:
         self.owner_api = httpx.Client(base_url=self.base_url, timeout=30,
                                       headers={"Authorization": f"Bearer {self.owner.token}"})
         self.spare = User(self.http, self.base_url)  # the one whose password negative cases may try to change
+        member = User(self.http, self.base_url)
+        self.chat = ChatWorld(self.owner_api, self._client(member), self._id(member), self._chat_user)
         self.xsrf = self.http.get(origin + "/sanctum/csrf-cookie").cookies["XSRF-TOKEN"]
         link = re.search(r"https?://\S+", self.mailbox.wait(self.owner.email, "verify")).group(0)
         parts = urlsplit(link)
@@ -105,6 +108,16 @@ class World:
         self._seen: dict[str, int] = {}
         self._pools: dict[str, list] = {"user": [], "otp": [], "reset": []}
         self._changer: tuple[object, User | None] = (None, None)
+
+    def _client(self, user: User) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30, headers={"Authorization": f"Bearer {user.token}"})
+
+    def _id(self, user: User) -> int:
+        return self._client(user).get("/me").json()["id"]
+
+    def _chat_user(self) -> tuple[httpx.Client, int]:
+        user = User(self.http, self.base_url)
+        return self._client(user), self._id(user)
 
     def adapt(self, case, *, point_ids: bool = True) -> None:
         """Make a case look like what a client holding real users, tokens and codes would send."""
@@ -116,6 +129,8 @@ class World:
             self._send_xsrf(case)
         if not positive:
             return
+        if self.chat.handles(case.operation.path):
+            self.chat.authorize(case)
         self._seen[case.operation.label] = self._seen.get(case.operation.label, 0) + 1
         if point_ids and self._seen[case.operation.label] % 3 != 0:
             self._point_ids(case)
@@ -148,7 +163,9 @@ class World:
     def _point_ids(self, case) -> None:
         params = case.path_parameters or {}
         path = case.operation.path
-        if "token_id" in params:
+        if self.chat.handles(path):
+            self.chat.point_ids(case)
+        elif "token_id" in params:
             params["token_id"] = self.owner_api.post("/me/tokens", json={"name": "doomed"}).json()["data"]["id"]
         elif path.endswith("/verify/{id}/{hash}"):
             params.update(id=int(self.verify_path["id"]), hash=self.verify_path["hash"])
@@ -182,6 +199,8 @@ class World:
             self._social_callback(case, mode, case.path_parameters["provider"], link=step.endswith("link/callback"))
         elif path == f"{API}/me/tokens" and isinstance(body.get("expires_at"), str):
             body["expires_at"] = re.sub(r"^\d{4}", "2996", body["expires_at"])  # a leap year to come
+        elif self.chat.handles(path):
+            self.chat.adapt_body(case)
 
     def _take(self, kind: str):
         """A fresh user, (email, OTP code) or (email, reset token); made ten at a time, their mail awaited together."""
@@ -308,7 +327,7 @@ def test_the_served_document_is_the_deployments_and_valid(stack, origin, social_
                        if op["security"] == []}
     assert open_operations == {
         ("get", "/sanctum/csrf-cookie"), ("get", f"{API}/openapi.json"),
-        ("get", f"{API}/auth/email/verify/{{id}}/{{hash}}"),
+        ("get", f"{API}/auth/email/verify/{{id}}/{{hash}}"), ("get", f"{API}/invites/{{token}}"),
         *(("post", f"{API}/auth/{mode}/{step}") for mode in ("app", "web")
           for step in ("register", "login", "otp", "otp/verify", "forgot-password", "reset-password",
                        "social/{provider}/redirect", "social/{provider}/callback")),

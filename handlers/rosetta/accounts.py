@@ -40,6 +40,16 @@ async def check_password(request, password: str, hashed: str | None) -> bool:
     return await in_thread(passwords.check_password, password, hashed, request.app.ctx.settings.auth.bcrypt_rounds)
 
 
+async def hash_shared_password(request, password: str) -> str:
+    """A workspace's or channel's password, hashed off the event loop."""
+    return await in_thread(passwords.hash_shared_password, password, request.app.ctx.settings.auth.bcrypt_rounds)
+
+
+async def check_shared_password(request, password: str, hashed: str | None) -> bool:
+    return await in_thread(passwords.check_shared_password, password, hashed,
+                           request.app.ctx.settings.auth.bcrypt_rounds)
+
+
 def new_token(request, device_name: str | None) -> tuple[str, c.NewToken]:
     """A full-ability login token: the string for the client, and what to store."""
     token_id, token, secret_hash = tokens.mint()

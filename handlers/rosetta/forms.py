@@ -8,13 +8,16 @@ the OpenAPI document its request schemas, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import email_validator
 import msgspec
 from email_validator import EmailNotValidError, validate_email
 
+from config import settings
 from domain.errors import BadRequest, Invalid
 from handlers.rosetta.errors import INVALID
 
@@ -34,6 +37,8 @@ class Field:
     confirmed: bool = False  # `<name>_confirmation` must be equal
     trim: bool = True
     format: str | None = None  # date-time
+    pattern: str | None = None  # a regular expression the whole value must match
+    pattern_rule: str = "must match the required format"  # what to tell when it does not
     description: str = ""
     example: Any = None
 
@@ -132,6 +137,8 @@ def _check_string(attr: str, value: str, field: Field) -> str | None:
         return f"The {attr} field must be a valid URL."
     if field.one_of is not None and value not in field.one_of:
         return f"The selected {attr} is invalid."
+    if field.pattern is not None and not re.fullmatch(field.pattern, value):
+        return f"The {attr} field {field.pattern_rule}."
     return None
 
 
@@ -148,12 +155,34 @@ def _check_other(name: str, attr: str, value, field: Field, data: dict) -> str |
     return None
 
 
+# Laravel's `email` rule (egulias RFCValidation) takes any RFC 5322 address, deliverable or not:
+# special-use and single-label domains, IP literals in brackets, quoted local parts. email-validator
+# takes them only when told, and special-use names other than `test` not even then.
+_LIKE_LARAVEL = {"test_environment": True, "globally_deliverable": False, "allow_domain_literal": True,
+                 "allow_quoted_local": True}
+_SPECIAL_USE = frozenset(email_validator.SPECIAL_USE_DOMAIN_NAMES) - {"test"}  # each a single label
+
+
 def is_email(value: str) -> bool:
+    """Whether Laravel's `email` rule takes `value`; with `[auth] strict_email_domains`, whether
+    email-validator's defaults do (a globally deliverable domain name, no IP literal, no quotes)."""
+    strict = settings().auth.strict_email_domains
     try:
-        validate_email(value, check_deliverability=False)
+        validate_email(value if strict else _unreserved(value), check_deliverability=False,
+                       **({} if strict else _LIKE_LARAVEL))
     except EmailNotValidError:
         return False
     return True
+
+
+def _unreserved(address: str) -> str:
+    """`address` with a special-use top-level label (`localhost`, `.local`, `.invalid`...) spelt as an
+    ordinary label of the same length, so email-validator checks its syntax and lengths but not its use."""
+    local, at, domain = address.rpartition("@")
+    head, dot, last = domain.rpartition(".")
+    if last.isascii() and last.lower() in _SPECIAL_USE:
+        return f"{local}{at}{head}{dot}{'x' * len(last)}"
+    return address
 
 
 def is_url(value: str) -> bool:
@@ -174,6 +203,10 @@ def confirmations(form: Form) -> Form:
     return {**form, **extra}
 
 
+# What str.strip() takes away: JavaScript's \s (the pattern dialect of JSON Schema) leaves out \x1c-\x1f and \x85.
+_SPACE = r"[\s\x1c-\x1f\x85]"
+
+
 def json_schema(form: Form) -> dict:
     """The JSON Schema (OpenAPI 3.1) of a request body that passes `form`."""
     return {"type": "object", "properties": {name: _schema(field) for name, field in form.items()},
@@ -185,8 +218,13 @@ def _schema(field: Field) -> dict:
     if field.type == "string":
         # Blank is null, so a required string needs a character (other than white space when trimmed); a
         # format rules out blanks and NULs itself, and generators choke on a format and a pattern at once.
-        if not (field.email or field.url or field.format):
-            required = r"^\s*[^\s\x00][^\x00]*$" if field.trim else r"^[^\x00]+$"
+        if field.pattern is not None:
+            # The value is trimmed before it is matched, and an optional blank one is null.
+            optional = "" if field.required else "?"
+            schema["pattern"] = (rf"^{_SPACE}*(?:{field.pattern}){optional}{_SPACE}*$" if field.trim
+                                 else f"^(?:{field.pattern})$")
+        elif not (field.email or field.url or field.format):
+            required = rf"^{_SPACE}*[^\s\x00\x1c-\x1f\x85][^\x00]*$" if field.trim else r"^[^\x00]+$"
             schema["pattern"] = required if field.required else r"^[^\x00]*$"
         if field.min is not None:
             schema["minLength"] = field.min
@@ -194,7 +232,8 @@ def _schema(field: Field) -> dict:
             schema["maxLength"] = min(field.max, field.max_bytes or field.max)  # a character is at least a byte
         if fmt := "email" if field.email else "uri" if field.url else field.format:
             # An optional field may be blank instead (it is null then).
-            schema.update({"format": fmt} if field.required else {"anyOf": [{"format": fmt}, {"pattern": r"^\s*$"}]})
+            blank = {"pattern": rf"^{_SPACE}*$"}
+            schema.update({"format": fmt} if field.required else {"anyOf": [{"format": fmt}, blank]})
         if field.one_of is not None:
             schema["enum"] = list(field.one_of) + ([None] if "null" in schema["type"] else [])
     if field.type == "integer":

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json as stdjson
-import math
 from urllib.parse import urlencode
 
 import msgspec
@@ -22,8 +21,9 @@ from handlers.bodies import json
 from handlers.rosetta import schemas as s
 from handlers.rosetta import sessions, throttle
 from handlers.rosetta.accounts import in_thread
-from handlers.rosetta.forms import Field, body, query, validate
+from handlers.rosetta.forms import Field, body, validate
 from handlers.rosetta.guard import signed_in
+from handlers.rosetta.paging import paginate
 from models import Token, User, utcnow
 
 bp = Blueprint("rosetta_me", strict_slashes=False)
@@ -48,12 +48,6 @@ NEW_TOKEN = {
                         description="When the token stops working (RFC 3339, in the future); never when null.",
                         example="2030-01-01T00:00:00Z"),
 }
-TOKEN_PAGE = {
-    "per_page": Field(type="integer", min=1, max=100, description="Items a page; 15 when absent.", example=15),
-    "page": Field(type="integer", min=1, max=1_000_000, description="The page, from 1.", example=1),
-}
-
-
 @bp.get("/me")
 @signed_in
 async def get_me(request):
@@ -110,22 +104,9 @@ def _token(token: Token) -> s.AccessToken:
 @bp.get("/me/tokens")
 @signed_in
 async def list_tokens(request):
-    form = validate(query(request), TOKEN_PAGE)
-    per_page, page = form.get("per_page", 15), form.get("page", 1)
     live = Token.select().where((Token.user == request.ctx.user.id) & Token.revoked_at.is_null())
-    total = live.count()
-    rows = live.order_by(Token.created_at.desc(), Token.id.desc()).paginate(page, per_page)
-    items = [_token(t) for t in rows]
-    last = max(1, math.ceil(total / per_page))
-
-    def url(n: int) -> str:
-        return f"{request.scheme}://{request.host}{request.path}?{urlencode({'page': n, 'per_page': per_page})}"
-
-    first = (page - 1) * per_page + 1 if items else None
-    return json(s.AccessTokenPage(
-        items,
-        s.PageMeta(page, first, last, request.path, per_page, first + len(items) - 1 if items else None, total),
-        s.PageLinks(url(1), url(last), url(page - 1) if page > 1 else None, url(page + 1) if page < last else None)))
+    items, meta, links = paginate(request, live.order_by(Token.created_at.desc(), Token.id.desc()), _token)
+    return json(s.AccessTokenPage(items, meta, links))
 
 
 def _expiry(value: str | None) -> dt.datetime | None:

@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document of the RosettaChat dialect as built: the JSON Schemas of the request forms
-and response structs, plus the route table below."""
+and response structs, plus the route tables (identity below, chat in handlers/rosetta/chat_openapi.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import copy
 import re
 from functools import cache
 
-from handlers.rosetta import auth, me, schemas, social
+from handlers.rosetta import auth, chat_openapi, me, messages, paging, resources, schemas, social
 from handlers.rosetta.forms import json_schema
 from handlers.rosetta.me import ABILITIES
 
@@ -18,7 +18,8 @@ SESSION_COOKIE = "rosettachat_session"
 # Request bodies: each a form the handler validates with, so the two cannot drift apart.
 _FORMS = {"RegisterForm": auth.REGISTER, "LoginForm": auth.LOGIN, "OtpForm": auth.OTP, "OtpVerifyForm": auth.OTP_VERIFY,
           "ForgotPasswordForm": auth.FORGOT, "ResetPasswordForm": auth.RESET, "ChangePasswordForm": auth.CHANGE,
-          "ProfileForm": me.PROFILE, "TokenForm": me.NEW_TOKEN, "SocialCallbackForm": social.CALLBACK}
+          "ProfileForm": me.PROFILE, "TokenForm": me.NEW_TOKEN, "SocialCallbackForm": social.CALLBACK,
+          **chat_openapi.FORMS}
 
 _PROVIDER = "The OAuth provider's name, as the deployment configures it."
 _ULID = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
@@ -26,13 +27,24 @@ _PATH_PARAMS = {
     "token_id": ("The token's id: the part of `<id>|<secret>` before the `|`.", {"type": "string", "pattern": _ULID}),
     "id": ("The user id the link was made for.", {"type": "integer"}),
     "hash": ("The SHA-1 (hex) of the email address the link verifies.", {"type": "string"}),
+    **chat_openapi.PATH_PARAMS,
 }
+
+
+def _query_parameters(form) -> list[tuple[str, str, dict]]:
+    """(name, description, schema) of each field of a query form; integers arrive as digits."""
+    def schema(name, field):
+        found = json_schema({name: field})["properties"][name]
+        return {k: v for k, v in found.items() if k != "description"} | (
+            {"type": "integer"} if field.type == "integer" else {"type": "string"})
+    return [(name, field.description, schema(name, field)) for name, field in form.items()]
+
+
 _QUERY = {
     "verify": [("expires", "When the link expires (Unix time), as the mailed link has it.", {"type": "integer"}),
                ("signature", "The link's signature, as the mailed link has it.", {"type": "string"})],
-    "page": [(name, field.description, {k: v for k, v in json_schema({name: field})["properties"][name].items()
-                                        if k != "description"} | {"type": "integer"})
-             for name, field in me.TOKEN_PAGE.items()],
+    "page": _query_parameters(paging.PAGE),
+    "messages": _query_parameters(messages.LIST),
 }
 
 _STATE_COOKIE = "The web app's variant also sets the `oauth_state` cookie that binds the flow to this browser."
@@ -158,10 +170,11 @@ _DESCRIPTIONS = {
     "createAccessToken": "Mints a personal access token for a bot or an embed (an extension to the spec). "
                          + _ABILITIES,
     "revokeAccessToken": "The token stops working at once (an extension to the spec).",
+    **chat_openapi.DESCRIPTIONS,
 }
 
 # OpenAPI links: where the id a create answers with can be used next.
-_LINKS = {"createAccessToken": {"revokeAccessToken": {"token_id": "$response.body#/data/id"}}}
+_LINKS = {"createAccessToken": {"revokeAccessToken": {"token_id": "$response.body#/data/id"}}, **chat_openapi.LINKS}
 
 _ERRORS = {
     400: "The body is not JSON, or not a JSON object.",
@@ -184,9 +197,20 @@ _HEADERS = {
                                   "or the web social flow's `oauth_state`).",
                    "required": True, "schema": {"type": "string"}},
     "Location": {"description": "Where to go.", "required": True, "schema": {"type": "string"}},
+    "Preference-Applied": {"description": "RFC 7240: the respond-async preference was honoured.", "required": True,
+                           "schema": {"type": "string", "enum": ["respond-async"]}},
 }
 
 _PARAMETERS = {
+    "Prefer": {"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
+               "example": "respond-async",
+               "description": "RFC 7240. `respond-async` answers 202 at once instead of awaiting the commit; other "
+                              "preferences are ignored."},
+    "Idempotency-Key": {"name": "Idempotency-Key", "in": "header", "required": False,
+                        "schema": {"type": "string", "maxLength": 255},
+                        "description": "Makes a retried create safe: a repeat of the same request with the same key "
+                                       "creates nothing new and answers as the first did; the same key on a "
+                                       "different request is a 422."},
     "X-XSRF-TOKEN": {"name": "X-XSRF-TOKEN", "in": "header", "required": True, "schema": {"type": "string"},
                      "description": "The value of the XSRF-TOKEN cookie (from GET /sanctum/csrf-cookie); 419 without."},
     "XSRF-TOKEN": {"name": "XSRF-TOKEN", "in": "cookie", "required": True, "schema": {"type": "string"},
@@ -205,6 +229,10 @@ def _json(schema: str | None) -> dict:
 
 
 def _security(method: str, options: dict) -> list:
+    if options.get("webhook"):
+        return [{"webhookSecret": []}, {"webhookBearer": []}]
+    if options.get("ability"):
+        return [{"bearerAuth": [options["ability"]]}]
     if not options.get("user"):
         return []
     session = {"sessionCookie": []} if method == "get" else {"sessionCookie": [], "xsrfHeader": []}
@@ -221,13 +249,19 @@ def _parameters(path: str, options: dict, providers: tuple[str, ...]) -> list[di
             description = _PROVIDER + ("" if providers or options.get("any_provider") else
                                        " None is enabled on this deployment, so every call answers 422.")
         else:
-            description, schema = _PATH_PARAMS[name]
+            # The same name means different things on different paths: `{id}` is the last one's.
+            key = path if name == "id" and path in _PATH_PARAMS else name
+            description, schema = _PATH_PARAMS[key]
         parameters.append({"name": name, "in": "path", "required": True, "description": description, "schema": schema})
     for name, description, schema in _QUERY.get(options.get("query"), []):
         parameters.append({"name": name, "in": "query", "required": options["query"] == "verify",
                            "description": description, "schema": schema})
     if options.get("xsrf"):
         parameters += [_ref("parameters", "X-XSRF-TOKEN"), _ref("parameters", "XSRF-TOKEN")]
+    if options.get("write"):
+        parameters.append(_ref("parameters", "Prefer"))
+    if options.get("write") == "create":
+        parameters.append(_ref("parameters", "Idempotency-Key"))
     if options.get("state_cookie") == "needed":
         parameters.append(_ref("parameters", "oauth_state"))
     return parameters
@@ -246,15 +280,22 @@ def _failures(method: str, path: str, options: dict) -> dict[int, dict]:
         statuses.add(419)
     if "body" in options:
         statuses |= {400, 413, 422}
-    if options.get("query") == "page":
-        statuses.add(422)
+    if options.get("query") or options.get("write") == "create":
+        statuses.add(422)  # the query, or a malformed or reused Idempotency-Key
+    if options.get("webhook"):
+        statuses |= {401, 403}
     if options.get("throttle"):
         statuses.add(429)
     failures = {status: _ref("responses", str(status)) for status in statuses}
     for status, text in options.get("also", {}).items():
-        failures[status] = ({"description": text, "headers": {"Location": _ref("headers", "Location")}}
-                            if status == 302 else
-                            {"description": text, **_json("ValidationError" if status == 422 else "Message")})
+        if isinstance(text, tuple):  # another success: (description, schema)
+            failures[status] = {"description": text[0], **_json(text[1])}
+        elif status == 302:
+            failures[status] = {"description": text, "headers": {"Location": _ref("headers", "Location")}}
+        else:
+            failures[status] = {"description": text, **_json("ValidationError" if status == 422 else "Message")}
+    if options.get("write"):
+        failures[202] = _ref("responses", "202-location" if options["write"] == "create" else "202")
     return failures
 
 
@@ -299,7 +340,7 @@ def _auth_routes() -> list[tuple]:
 
 
 def _components(session_cookie: str) -> dict:
-    components = schemas.json_schemas()
+    components = schemas.json_schemas(schemas.SCHEMAS + resources.SCHEMAS)
     components |= {name: json_schema(form) for name, form in _FORMS.items()}
     components["ValidationError"] = {
         "type": "object", "required": ["message"],
@@ -315,6 +356,12 @@ def _components(session_cookie: str) -> dict:
     responses["401"] = {"description": _ERRORS[401], **_json("Unauthenticated")}
     for status in ("429", "503"):
         responses[status]["headers"] = {"Retry-After": _ref("headers", "Retry-After")}
+    applied = {"Preference-Applied": _ref("headers", "Preference-Applied")}
+    responses["202"] = {"description": "Accepted (Prefer: respond-async): the write is queued, not yet committed.",
+                        "headers": applied}
+    responses["202-location"] = {"description": "Accepted (Prefer: respond-async): the write is queued; Location is "
+                                                "where to read it once committed, where it can be read by id.",
+                                 "headers": {**applied, "Location": _ref("headers", "Location")}}
     return {
         "schemas": components,
         "responses": responses,
@@ -328,6 +375,10 @@ def _components(session_cookie: str) -> dict:
             "sessionCookie": {"type": "apiKey", "in": "cookie", "name": session_cookie,
                               "description": "The web app's session, set by a web sign-in. Each POST, PATCH and "
                                              "DELETE made with it must also carry X-XSRF-TOKEN (419 otherwise)."},
+            "webhookSecret": {"type": "apiKey", "in": "header", "name": "X-Webhook-Secret",
+                              "description": "An incoming webhook's secret, shown when it was made or regenerated."},
+            "webhookBearer": {"type": "http", "scheme": "bearer",
+                              "description": "The same webhook secret, as `Authorization: Bearer <secret>`."},
             "xsrfHeader": {"type": "apiKey", "in": "header", "name": "X-XSRF-TOKEN",
                            "description": "The session's XSRF token: the XSRF-TOKEN cookie, echoed."},
         },
@@ -337,15 +388,18 @@ def _components(session_cookie: str) -> dict:
 @cache
 def _document(session_cookie: str, providers: tuple[str, ...]) -> dict:
     paths: dict[str, dict] = {}
-    for method, path, *rest in _auth_routes() + _ROUTES:
+    for method, path, *rest in _auth_routes() + _ROUTES + chat_openapi.ROUTES:
         paths.setdefault(path, {})[method] = _operation(method, path, *rest, providers)
     tags = ("App Authentication", "App Authentication - Social", "Web Authentication", "Web Authentication - Social",
-            "Shared Authentication", "Email Verification", "Me", "Documentation")
+            "Shared Authentication", "Email Verification", "Me", *chat_openapi.TAGS, "Documentation")
     return {
         "openapi": "3.1.0",
         "info": {"title": "RosettaChat API", "version": VERSION,
                  "description": "RosettaChat V1: authentication (apps by bearer token, the web app by session "
-                                "cookie), the current user, and personal access tokens."},
+                                "cookie), the current user, personal access tokens, workspaces with members, "
+                                "channels and invites, channel and direct messages, incoming webhooks and "
+                                "automation. Every write goes through a queue: `Prefer: respond-async` answers 202 "
+                                "at once, and `Idempotency-Key` makes a retried create safe."},
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": ["*"]}, {"sessionCookie": []}],
         "tags": [{"name": tag} for tag in tags],

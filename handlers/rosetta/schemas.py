@@ -15,8 +15,16 @@ Timestamp = Annotated[str, Meta(examples=["2024-01-01T00:00:00.000000Z"],
                                 extra_json_schema={"format": "date-time"})]
 
 
-def stamp(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def stamp(value: dt.datetime | str | None) -> str | None:
+    """A UTC time as Laravel writes it; also from SQLite's own text of one (`YYYY-MM-DD HH:MM:SS[.ffffff]`),
+    as hot reads that skip peewee's conversions get it."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        day, _, clock = value.partition(" ")
+        clock, _, fraction = clock.partition(".")
+        return f"{day}T{clock}.{fraction.ljust(6, '0')}Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Message(Struct):
@@ -142,7 +150,7 @@ SCHEMAS = (Message, TokenIssued, SignedIn, Me, RedirectUrl, LinkedAccounts, Acco
            AccessTokenPage)
 
 
-def json_schemas() -> dict:
+def json_schemas(structs: tuple = SCHEMAS) -> dict:
     """The components/schemas of the response structs."""
-    _, components = msgspec.json.schema_components(SCHEMAS, ref_template="#/components/schemas/{name}")
+    _, components = msgspec.json.schema_components(structs, ref_template="#/components/schemas/{name}")
     return components

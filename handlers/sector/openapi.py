@@ -38,7 +38,7 @@ _ROUTES = [
     ("post", API + "/account/", "createAccount", "Account", "Create an account",
      (201, "Account creation successful.", "Account"),
      {"auth": False, "body": ("AccountIn", "Account details to add."), "write": "create",
-      "also": {409: "The username is taken, or the chosen id is in use."}}),
+      "also": {409: "The username is taken (or spelt `rosetta-<digits>`), or the chosen id is in use."}}),
     ("post", API + "/account/search", "searchAccounts", "Account", "Search for accounts satisfying various properties.",
      (200, "Query completed successfully.", "[Account]"), {"body": ("AccountFilter", "Account searching parameters.")}),
     ("get", API + "/account/{id}", "getAccount", "Account", "Get Account By ID",
@@ -46,7 +46,7 @@ _ROUTES = [
     ("put", API + "/account/{id}", "updateAccount", "Account", "Update Account By ID",
      (200, "Updated account with specified ID.", "Account"),
      {"body": ("AccountUpdate", "Account details to change; absent fields stay."), "write": "update",
-      "also": {409: "The username is taken."}}),
+      "also": {409: "The username is taken (or spelt `rosetta-<digits>`)."}}),
     ("delete", API + "/account/{id}", "deleteAccount", "Account", "Delete Account By ID",
      (204, "Account was deleted, with the groups it owns.", None), {"write": "delete"}),
 
@@ -111,9 +111,12 @@ _SEARCH = ("Only what the caller may see, oldest first. Filters combine with AND
            "its values, except `members`, which a group must have all of; `name`, `username` and `body` match "
            "case-insensitive substrings; `from` and `until` bound created_at inclusively. At most `limit` items; "
            "the X-Next-Cursor response header carries the `cursor` of the next page.")
+# Sector requires a username; RosettaChat users have none (domain.writes.display_username).
+_ROSETTA_USERS = ("A RosettaChat user, who has no username, is shown as `rosetta-<id>` with its RosettaChat user id; "
+                  "no account may take a name spelt `rosetta-<digits>` (in any case), so that spelling is theirs.")
 # Who may do what, where it is more than "members of the group".
 _DESCRIPTIONS = {
-    "createAccount": "A client-chosen `id` makes a retry safe; so does an Idempotency-Key.",
+    "createAccount": "A client-chosen `id` makes a retry safe; so does an Idempotency-Key. " + _ROSETTA_USERS,
     "updateAccount": "Only the account itself.", "deleteAccount": "Only the account itself.",
     "login": "Signs the challenge from GET /v1/api/challenge; each challenge can be tried once.",
     "logout": "Revokes the bearer token the request carries (an extension to the Sector spec).",
@@ -124,6 +127,9 @@ _DESCRIPTIONS = {
     "updateMessage": "Only the author edits the body; any member pins.",
     "deleteMessage": "The author or the group's owner.",
     **dict.fromkeys(("searchAccounts", "searchGroups", "searchChannels", "searchMessages"), _SEARCH),
+    "getAccount": _ROSETTA_USERS,
+    "searchAccounts": _SEARCH + " Only accounts with a username of their own are listed, not RosettaChat users; "
+                                "GET /v1/api/account/{id} shows one by the id a group or message names.",
 }
 
 # OpenAPI links: where the ids a create answers with can be used next.

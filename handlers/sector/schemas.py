@@ -10,6 +10,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from config import settings
+from domain.writes import display_username
 
 _limits = settings().limits
 # PostgreSQL text cannot hold NUL, so no string the API stores or searches by may contain one.
@@ -157,7 +158,9 @@ class Account(Struct):
     id: uuid.UUID
     profile_pic: str
     pubkey: str
-    username: str
+    username: Annotated[str, Meta(min_length=1, description=(
+        "The account's name. A RosettaChat user, who has none, is shown as `rosetta-<id>` with its RosettaChat "
+        "user id (`rosetta-42`); no account may choose a name spelt `rosetta-<digits>`, in any case."))]
 
 
 class Group(Struct):
@@ -238,7 +241,7 @@ def naive_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def account(user) -> Account:
-    return Account(utc(user.created_at), user.uid, user.profile_pic, user.pubkey or "", user.username or "")
+    return Account(utc(user.created_at), user.uid, user.profile_pic, user.pubkey or "", display_username(user))
 
 
 def group(row, members: list[uuid.UUID]) -> Group:

@@ -1,0 +1,123 @@
+"""Who may see and do what in RosettaChat workspaces, channels and direct conversations.
+
+Each function returns what the viewer may see or raises: NotFound for what does not exist or is
+hidden from them (a private workspace never shows a non-member that it exists), Forbidden for
+what they can see but their role may not do.
+
+- A workspace is `public` (anyone signed in may see and join it), `password` (anyone may see it;
+  joining takes its password) or `private` (members only; invites add people).
+- Roles: `owner` > `admin` > `member`. Admins manage members, channels, invites and webhooks; only
+  an owner makes or unmakes owners, and changes or deletes the workspace.
+- A channel is `public` (every member), `private` (its channel members, and admins) or `password`
+  (listed to every member; entered with its password; admins enter without).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from peewee import JOIN
+
+from domain.errors import Forbidden, NotFound
+from models import Channel, ChannelMember, Membership, Prepared, Workspace
+
+RANK = {"member": 1, "admin": 2, "owner": 3}
+NOT_A_MEMBER = "You are not a member of this workspace."
+
+
+def at_least(role: str, needed: str) -> bool:
+    return RANK.get(role, 0) >= RANK[needed]
+
+
+_workspace = Prepared(
+    lambda workspace_id, viewer_id: Workspace.select(Workspace, Membership.role.alias("role"))
+    .join(Membership, JOIN.LEFT_OUTER, on=(Membership.workspace == Workspace.id) & (Membership.user == viewer_id))
+    .where(Workspace.id == workspace_id).objects(),
+    workspace_id=uuid.UUID, viewer_id=int,
+)
+
+
+def workspace(*, viewer_id: int, workspace_id: uuid.UUID) -> Workspace:
+    """The workspace, if the viewer may see it; `.role` is theirs, or None for a non-member."""
+    found = _workspace.first(workspace_id=workspace_id, viewer_id=viewer_id)
+    if found is None or (found.role is None and found.visibility == "private"):
+        raise NotFound("Workspace not found.")
+    return found
+
+
+def member_workspace(*, viewer_id: int, workspace_id: uuid.UUID, role: str = "member") -> Workspace:
+    """The workspace of a member whose role is at least `role`."""
+    found = workspace(viewer_id=viewer_id, workspace_id=workspace_id)
+    if found.role is None:
+        raise Forbidden(NOT_A_MEMBER)
+    if not at_least(found.role, role):
+        raise Forbidden(f"Only the workspace's {role}s may do that." if role == "owner" else
+                        "Only the workspace's owners and admins may do that.")
+    return found
+
+
+# The read every message request makes: the channel, the viewer's role in its workspace, and
+# whether the viewer has entered it (channel members of a private or password channel).
+_channel = Prepared(
+    lambda workspace_id, channel_id, viewer_id: Channel.select(
+        Channel, Membership.role.alias("role"), ChannelMember.id.alias("entered"))
+    .join(Membership, on=(Membership.workspace == Channel.workspace) & (Membership.user == viewer_id))
+    .join(ChannelMember, JOIN.LEFT_OUTER, src=Channel,
+          on=(ChannelMember.channel == Channel.id) & (ChannelMember.user == viewer_id))
+    .where((Channel.id == channel_id) & (Channel.workspace == workspace_id)).objects(),
+    workspace_id=uuid.UUID, channel_id=uuid.UUID, viewer_id=int,
+)
+
+
+def may_enter(channel: Channel, role: str, entered: bool) -> bool:
+    return channel.visibility == "public" or entered or at_least(role, "admin")
+
+
+def may_see(channel: Channel, role: str, entered: bool) -> bool:
+    """In the channel list: what the viewer may enter, and password channels they may enter with it."""
+    return channel.visibility == "password" or may_enter(channel, role, entered)
+
+
+def channel(*, viewer_id: int, workspace_id: uuid.UUID, channel_id: uuid.UUID, enter: bool = True) -> Channel:
+    """A channel of the workspace the viewer may see (`enter`: may also read and post in); `.role` is the
+    viewer's role in the workspace."""
+    found = _channel.first(workspace_id=workspace_id, channel_id=channel_id, viewer_id=viewer_id)
+    if found is None:
+        member_workspace(viewer_id=viewer_id, workspace_id=workspace_id)
+        raise NotFound("Channel not found.")
+    entered = found.entered is not None
+    if not may_see(found, found.role, entered):
+        raise NotFound("Channel not found.")
+    if enter and not may_enter(found, found.role, entered):
+        raise Forbidden("This channel needs its password: join it first.")
+    return found
+
+
+def admin_channel(*, viewer_id: int, workspace_id: uuid.UUID, channel_id: uuid.UUID) -> Channel:
+    found = channel(viewer_id=viewer_id, workspace_id=workspace_id, channel_id=channel_id, enter=False)
+    if not at_least(found.role, "admin"):
+        raise Forbidden("Only the workspace's owners and admins may do that.")
+    return found
+
+
+_conversation = Prepared(
+    lambda conversation_id, viewer_id: Channel.select(Channel, ChannelMember.last_read.alias("last_read"))
+    .join(ChannelMember, on=(ChannelMember.channel == Channel.id) & (ChannelMember.user == viewer_id))
+    .where((Channel.id == conversation_id) & (Channel.kind == "direct")).objects(),
+    conversation_id=uuid.UUID, viewer_id=int,
+)
+
+
+def conversation(*, viewer_id: int, conversation_id: uuid.UUID) -> Channel:
+    """A direct conversation the viewer takes part in; `.last_read` is their read mark."""
+    found = _conversation.first(conversation_id=conversation_id, viewer_id=viewer_id)
+    if found is None:
+        raise NotFound("Conversation not found.")
+    return found
+
+
+def membership(*, workspace_id: uuid.UUID, user_id: int) -> Membership:
+    found = Membership.get_or_none((Membership.workspace == workspace_id) & (Membership.user == user_id))
+    if found is None:
+        raise NotFound("Member not found.")
+    return found

@@ -1,0 +1,202 @@
+"""The chat part of the RosettaChat OpenAPI document: workspaces, members, channels, invites, messages,
+direct conversations, webhooks and automation. Rows as in handlers/rosetta/openapi.py's route table."""
+
+from __future__ import annotations
+
+from handlers.rosetta import channels, direct, invites, members, messages, webhooks, workspaces
+
+API = "/api/v1"
+_ULID = {"type": "string", "pattern": r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"}
+
+FORMS = {"WorkspaceForm": workspaces.WORKSPACE, "WorkspaceUpdateForm": workspaces.WORKSPACE_UPDATE,
+         "JoinForm": workspaces.JOIN_FORM, "MemberForm": members.MEMBER, "ChannelForm": channels.CHANNEL,
+         "ChannelUpdateForm": channels.CHANNEL_UPDATE, "ChannelMemberForm": channels.CHANNEL_MEMBER,
+         "InviteForm": invites.INVITE, "MessageForm": messages.MESSAGE, "DirectMessageForm": messages.DIRECT_MESSAGE,
+         "MessageEditForm": messages.EDIT, "ConversationForm": direct.OPEN, "RecipientForm": direct.RESOLVE,
+         "WebhookForm": webhooks.WEBHOOK, "WebhookUpdateForm": webhooks.WEBHOOK_UPDATE,
+         "WebhookMessageForm": webhooks.INCOMING}
+
+# Path parameters by (path, name): the same name means different things on different paths.
+_WORKSPACE = ("The workspace's id.", _ULID)
+_CHANNEL = ("The channel's id.", _ULID)
+PATH_PARAMS = {
+    "workspace_id": _WORKSPACE, "channel_id": _CHANNEL,
+    "message_id": ("The message's id.", _ULID), "conversation_id": ("The conversation's id.", _ULID),
+    "webhook_id": ("The webhook's id.", _ULID),
+    "token": ("The invite's token, from its link.", {"type": "string", "maxLength": 200}),
+    f"{API}/workspaces/{{id}}": _WORKSPACE,
+    f"{API}/workspaces/{{workspace_id}}/channels/{{id}}": _CHANNEL,
+    f"{API}/workspaces/{{workspace_id}}/members/{{id}}": ("The member's user id.", {"type": "integer"}),
+    f"{API}/workspaces/{{workspace_id}}/invites/{{id}}": ("The invite's id.", _ULID),
+    f"{API}/workspaces/{{workspace_id}}/webhooks/{{id}}": ("The webhook's id.", _ULID),
+}
+
+_W = API + "/workspaces/{workspace_id}"
+_MESSAGES = _W + "/channels/{channel_id}/messages"
+_ADMINS = "Owners and admins only (403 for other members)."
+_ROLES = ("Roles: `owner`, `admin`, `member`. Admins manage members; only an owner makes or unmakes owners or "
+          "removes one; a member may set their own `preferred_language` (sending their current role) and leave. ")
+_MESSAGE_RULES = ("`content` (at most the deployment's limit, 4,000 characters by default) is required; files "
+                  "cannot be attached yet, so any `attachment_ids` is a 422. Until translation runs, "
+                  "`translation_status` is `pending` (`skipped` with `skip_translation`) and every reader sees the "
+                  "original.")
+_PAGED = "A page of them (Laravel's paginator: `data`, `meta`, `links`)."
+_CURSOR = ("Laravel's cursor paginator: `links.next` (and `meta.next_cursor`) go on in the list's order, "
+           "`links.prev` back. Ids are time-ordered, so paging never repeats or skips a message while others post.")
+_PRIVATE_404 = "No such workspace, or a private one the caller is not a member of."
+
+ROUTES = [
+    ("get", API + "/workspaces", "listWorkspaces", "Workspaces", "List my workspaces",
+     (200, "The caller's workspaces, newest first. " + _PAGED, "WorkspaceList"), {"user": True, "query": "page"}),
+    ("post", API + "/workspaces", "createWorkspace", "Workspaces", "Create a workspace",
+     (201, "Created; the caller is its owner.", "WorkspaceOne"),
+     {"user": True, "write": "create", "body": ("WorkspaceForm", "The new workspace."),
+      "also": {422: "Invalid data, `The slug has already been taken.`, or visibility `password` without one."}}),
+    ("get", API + "/workspaces/{id}", "getWorkspace", "Workspaces", "Show a workspace",
+     (200, "The workspace; `role` is the caller's (null for a non-member of a public or password workspace).",
+      "WorkspaceOne"), {"user": True, "also": {404: _PRIVATE_404}}),
+    ("patch", API + "/workspaces/{id}", "updateWorkspace", "Workspaces", "Change a workspace",
+     (200, "Changed (an extension to the spec). Owners only.", "WorkspaceOne"),
+     {"user": True, "write": "update", "body": ("WorkspaceUpdateForm", "What to change; absent fields stay."),
+      "optional_body": True}),
+    ("delete", API + "/workspaces/{id}", "deleteWorkspace", "Workspaces", "Delete a workspace",
+     (204, "Deleted with its channels, messages, invites and webhooks (an extension to the spec). Owners only.", None),
+     {"user": True, "write": "delete"}),
+    ("post", API + "/workspaces/{workspace_id}/join", "joinWorkspace", "Workspaces", "Join a workspace",
+     (201, "Joined as a member (an extension to the spec); 200 when the caller was a member already.", "MemberOne"),
+     {"user": True, "write": "update", "body": ("JoinForm", "The password of a `password` workspace."),
+      "optional_body": True, "also": {200: ("Already a member.", "MemberOne"),
+                                      422: "Invalid data, or `The password is incorrect.`"}}),
+    ("get", _W + "/members", "listMembers", "Members", "List members",
+     (200, "Members, in joining order. " + _PAGED, "MemberList"), {"user": True, "query": "page"}),
+    ("put", _W + "/members/{id}", "updateMember", "Members", "Change a member's role or language",
+     (200, "Changed. " + _ROLES, "MemberOne"),
+     {"user": True, "write": "update", "body": ("MemberForm", "The role, and this workspace's language."),
+      "also": {422: "Invalid data, or `The workspace must keep at least one owner.`"}}),
+    ("delete", _W + "/members/{id}", "removeMember", "Members", "Remove a member, or leave",
+     (204, "Removed (or left). " + _ROLES, None),
+     {"user": True, "write": "delete", "also": {422: "`The workspace must keep at least one owner.`"}}),
+    ("get", _W + "/channels", "listChannels", "Channels", "List channels",
+     (200, "The channels the caller may see: public ones, password ones (`entered` false until joined), private "
+           "ones they are in; admins see all.", "ChannelList"), {"user": True}),
+    ("post", _W + "/channels", "createChannel", "Channels", "Create a channel",
+     (201, "Created. " + _ADMINS, "ChannelOne"),
+     {"user": True, "write": "create", "body": ("ChannelForm", "The new channel."),
+      "also": {422: "Invalid data, `The slug has already been taken.`, or visibility `password` without one."}}),
+    ("put", _W + "/channels/{id}", "updateChannel", "Channels", "Change a channel",
+     (200, "Changed. " + _ADMINS, "ChannelOne"),
+     {"user": True, "write": "update", "body": ("ChannelUpdateForm", "What to change; absent fields stay."),
+      "optional_body": True}),
+    ("delete", _W + "/channels/{id}", "deleteChannel", "Channels", "Delete a channel",
+     (204, "Deleted with its messages. " + _ADMINS, None), {"user": True, "write": "delete"}),
+    ("post", _W + "/channels/{channel_id}/join", "joinChannel", "Channels", "Enter a password channel",
+     (200, "The channel, now entered (an extension to the spec).", "ChannelOne"),
+     {"user": True, "write": "update", "body": ("JoinForm", "The channel's password."), "optional_body": True,
+      "also": {422: "Invalid data, or `The password is incorrect.`"}}),
+    ("post", _W + "/channels/{channel_id}/members", "addChannelMember", "Channels", "Let a member into a channel",
+     (200, "The member may now enter this private or password channel (an extension to the spec). " + _ADMINS,
+      "ChannelOne"),
+     {"user": True, "write": "update", "body": ("ChannelMemberForm", "A member of the workspace.")}),
+    ("get", _W + "/invites", "listInvites", "Invites", "List invites",
+     (200, "Live invites, newest first (their tokens are not shown again). " + _ADMINS + " " + _PAGED, "InviteList"),
+     {"user": True, "query": "page"}),
+    ("post", _W + "/invites", "createInvite", "Invites", "Create an invite",
+     (201, "Created; `token` and `url` are shown this once. " + _ADMINS, "InviteCreated"),
+     {"user": True, "write": "create", "body": ("InviteForm", "When it expires."), "optional_body": True}),
+    ("delete", _W + "/invites/{id}", "revokeInvite", "Invites", "Revoke an invite",
+     (204, "Revoked: the link stops working. " + _ADMINS, None), {"user": True, "write": "delete"}),
+    ("get", API + "/invites/{token}", "previewInvite", "Invites", "Preview an invite",
+     (200, "What the link leads to, shown before sign-in.", "InvitePreviewOne"),
+     {"also": {404: "`This invite link is not valid.`: unknown, revoked or expired."}}),
+    ("post", API + "/invites/{token}/accept", "acceptInvite", "Invites", "Accept an invite",
+     (201, "The caller joined the workspace; 200 with the same membership when already a member.", "MemberOne"),
+     {"user": True, "write": "update", "also": {200: ("Already a member.", "MemberOne"),
+                                                 404: "`This invite link is not valid.`"}}),
+    ("get", _MESSAGES, "listChannelMessages", "Messages", "List channel messages",
+     (200, "Top-level messages newest first, or one thread oldest first. " + _CURSOR, "MessageList"),
+     {"user": True, "query": "messages"}),
+    ("post", _MESSAGES, "postChannelMessage", "Messages", "Post a channel message",
+     (201, "Posted. " + _MESSAGE_RULES, "MessageOne"),
+     {"user": True, "write": "create", "body": ("MessageForm", "The message."),
+      "also": {403: "The account is inactive, the token lacks the ability, the caller is not a member, or the "
+                    "channel needs its password."}}),
+    ("get", _MESSAGES + "/{message_id}", "getChannelMessage", "Messages", "Show a channel message",
+     (200, "The message (an extension to the spec).", "MessageOne"), {"user": True}),
+    ("patch", _MESSAGES + "/{message_id}", "editChannelMessage", "Messages", "Edit a channel message",
+     (200, "Edited by its author (an extension to the spec).", "MessageOne"),
+     {"user": True, "write": "update", "body": ("MessageEditForm", "The new content.")}),
+    ("delete", _MESSAGES + "/{message_id}", "deleteChannelMessage", "Messages", "Delete a channel message",
+     (204, "Deleted by its author or an admin (an extension to the spec).", None), {"user": True, "write": "delete"}),
+    ("post", API + "/automation/workspaces/{workspace_id}/channels/{channel_id}/messages", "postAutomationMessage",
+     "Automation", "Post as automation",
+     (201, "Posted; its author kind is `automation`. " + _MESSAGE_RULES, "MessageOne"),
+     {"user": True, "ability": "automation:post", "write": "create", "body": ("MessageForm", "The message.")}),
+    ("get", API + "/direct-conversations", "listConversations", "Direct Chat", "List direct conversations",
+     (200, "The caller's conversations, most recent activity first, each with the other participant, the last "
+           "message and how many of the other's messages are unread. " + _PAGED, "ConversationList"),
+     {"user": True, "query": "page"}),
+    ("post", API + "/direct-conversations", "openConversation", "Direct Chat", "Open a direct conversation",
+     (201, "Opened; 200 with the same conversation when the pair has one (whoever opened it).", "ConversationOne"),
+     {"user": True, "write": "update", "body": ("ConversationForm", "The other user."),
+      "also": {200: ("The pair's conversation, open already.", "ConversationOne"),
+               422: "Invalid data: not an active user, or the caller."}}),
+    ("post", API + "/direct-recipients/resolve", "resolveRecipient", "Direct Chat", "Find a recipient by email",
+     (200, "The registered, active user with this email (any case).", "RecipientOne"),
+     {"user": True, "throttle": True, "body": ("RecipientForm", "The address."),
+      "also": {404: "No such user (the answer takes as long either way)."}}),
+    ("get", API + "/direct-conversations/{conversation_id}/messages", "listDirectMessages", "Direct Chat",
+     "List direct messages", (200, "Newest first; reading moves the caller's read mark. " + _CURSOR, "MessageList"),
+     {"user": True, "query": "messages"}),
+    ("post", API + "/direct-conversations/{conversation_id}/messages", "postDirectMessage", "Direct Chat",
+     "Send a direct message", (201, "Sent. " + _MESSAGE_RULES, "MessageOne"),
+     {"user": True, "write": "create", "body": ("DirectMessageForm", "The message.")}),
+    ("get", _W + "/webhooks", "listWebhooks", "Webhooks", "List webhooks",
+     (200, "The workspace's incoming webhooks (secrets are not shown again). " + _ADMINS, "WebhookList"),
+     {"user": True}),
+    ("post", _W + "/webhooks", "createWebhook", "Webhooks", "Create a webhook",
+     (201, "Created, with its own bot user; `secret` is shown this once. " + _ADMINS, "WebhookSecretOne"),
+     {"user": True, "write": "create", "body": ("WebhookForm", "The webhook."),
+      "also": {422: "Invalid data, or a default channel that is not one of this workspace's."}}),
+    ("put", _W + "/webhooks/{id}", "updateWebhook", "Webhooks", "Change a webhook",
+     (200, "Changed; with `regenerate_secret` the webhook also carries the new `secret`, shown this once. " + _ADMINS,
+      "WebhookOne"),
+     {"user": True, "write": "update", "body": ("WebhookUpdateForm", "What to change; absent fields stay."),
+      "optional_body": True}),
+    ("delete", _W + "/webhooks/{id}", "deleteWebhook", "Webhooks", "Delete a webhook",
+     (204, "Deleted; its posts stay, by its bot user. " + _ADMINS, None), {"user": True, "write": "delete"}),
+    ("post", API + "/webhooks/{webhook_id}/messages", "postWebhookMessage", "Webhooks", "Post through a webhook",
+     (201, "Posted as the webhook (author kind `webhook`, named as the webhook).", "MessageOne"),
+     {"webhook": True, "write": "create", "throttle": True, "body": ("WebhookMessageForm", "The message."),
+      "also": {401: "No secret, or the wrong one.", 403: "The webhook is inactive.", 404: "No such webhook.",
+               422: "Invalid data, or a channel that is not one of the webhook's workspace."}}),
+]
+
+DESCRIPTIONS = {
+    "createWorkspace": "Visibility: `public` (anyone signed in may see and join it), `private` (members only, by "
+                       "invite) or `password` (anyone may see it; joining takes its password, kept as a bcrypt hash).",
+    "getWorkspace": "A non-member never learns that a private workspace exists: it is a 404 as for any unknown id.",
+    "openConversation": "One conversation per pair of users.",
+    "postAutomationMessage": "Only a token minted with the `automation:post` ability (POST /api/v1/me/tokens); every "
+                             "other token and sessions get 403 `Invalid ability provided.`",
+    "postWebhookMessage": "Authenticated by the webhook's secret: `X-Webhook-Secret: <secret>`, or "
+                          "`Authorization: Bearer <secret>`; compared in constant time. Limited per webhook.",
+    "resolveRecipient": "Limited per user and per client IP.",
+}
+
+# OpenAPI links: where the id a create answers with can be used next.
+LINKS = {
+    "createWorkspace": {"getWorkspace": {"id": "$response.body#/data/id"},
+                        "createChannel": {"workspace_id": "$response.body#/data/id"},
+                        "listMembers": {"workspace_id": "$response.body#/data/id"}},
+    "createChannel": {"postChannelMessage": {"workspace_id": "$response.body#/data/workspace_id",
+                                             "channel_id": "$response.body#/data/id"},
+                      "listChannelMessages": {"workspace_id": "$response.body#/data/workspace_id",
+                                              "channel_id": "$response.body#/data/id"}},
+    "createInvite": {"previewInvite": {"token": "$response.body#/data/token"},
+                     "acceptInvite": {"token": "$response.body#/data/token"}},
+    "openConversation": {"postDirectMessage": {"conversation_id": "$response.body#/data/id"},
+                         "listDirectMessages": {"conversation_id": "$response.body#/data/id"}},
+    "createWebhook": {"postWebhookMessage": {"webhook_id": "$response.body#/data/id"}},
+}
+
+TAGS = ("Workspaces", "Members", "Channels", "Invites", "Messages", "Automation", "Direct Chat", "Webhooks")

@@ -1,0 +1,276 @@
+"""RosettaChat chat resources as Laravel API resources: `{"data": ...}`, lists with `meta` and `links`.
+
+Ids are lowercase ULIDs (models.ulid_of); user ids are integers.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from msgspec import Struct
+
+from handlers.rosetta.schemas import PageLinks, PageMeta, Timestamp, stamp
+from peewee import fn
+
+from models import Message as MessageRow
+from models import User, ulid_of
+
+Visibility = Literal["public", "private", "password"]
+Role = Literal["owner", "admin", "member"]
+
+
+class Workspace(Struct):
+    id: str
+    name: str
+    slug: str | None
+    description: str
+    visibility: Visibility
+    role: Role | None  # the caller's; null when not a member
+    member_count: int
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class WorkspaceOne(Struct):
+    data: Workspace
+
+
+class WorkspaceList(Struct):
+    data: list[Workspace]
+    meta: PageMeta
+    links: PageLinks
+
+
+class Member(Struct):
+    workspace_id: str
+    user_id: int
+    name: str | None
+    role: Role
+    preferred_language: str | None  # this workspace's; null: the user's own applies
+    joined_at: Timestamp
+
+
+class MemberOne(Struct):
+    data: Member
+
+
+class MemberList(Struct):
+    data: list[Member]
+    meta: PageMeta
+    links: PageLinks
+
+
+class Channel(Struct):
+    id: str
+    workspace_id: str
+    name: str
+    slug: str | None
+    description: str
+    visibility: Visibility
+    kind: Literal["standard"]
+    entered: bool  # may read and post (a password channel not joined yet: false)
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ChannelOne(Struct):
+    data: Channel
+
+
+class ChannelList(Struct):
+    data: list[Channel]
+
+
+class Author(Struct):
+    id: int
+    name: str | None
+    kind: Literal["user", "webhook", "automation", "guest"]
+
+
+class Message(Struct):
+    id: str
+    author: Author
+    type: Literal["text", "system"]
+    original_content: str
+    language: str | None
+    translation_status: Literal["pending", "skipped"]
+    display_content: str
+    display_source: Literal["original"]
+    parent_message_id: str | None
+    reply_count: int
+    created_at: Timestamp
+    edited_at: Timestamp | None
+
+
+class MessageOne(Struct):
+    data: Message
+
+
+class CursorMeta(Struct):
+    path: str
+    per_page: int
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+class CursorLinks(Struct):
+    first: None
+    last: None
+    prev: str | None
+    next: str | None
+
+
+class MessageList(Struct):
+    """Laravel's cursor paginator: `links.next` goes further in the list's order, `links.prev` back."""
+
+    data: list[Message]
+    meta: CursorMeta
+    links: CursorLinks
+
+
+def author_name():
+    """The column to select as a message's `author_name`: a Sector account has a username, not a name."""
+    return fn.COALESCE(User.name, User.username).alias("author_name")
+
+
+#: The columns of a message's row, in the order `message_of_row` reads them.
+MESSAGE_COLUMNS = (MessageRow.id, MessageRow.author, MessageRow.author_kind, MessageRow.type, MessageRow.body,
+                   MessageRow.language, MessageRow.translation_status, MessageRow.parent, MessageRow.reply_count,
+                   MessageRow.created_at, MessageRow.edited_at)
+
+
+def message_of_row(row: tuple) -> Message:
+    """A message as its reader sees it, from MESSAGE_COLUMNS and the author's name, as the driver returns
+    them (ids as UUIDs or text); until translation comes, every reader sees the original."""
+    (message_id, author_id, author_kind, kind, body, language, status, parent_id, replies, created_at,
+     edited_at, name) = row
+    return Message(ulid_of(message_id), Author(author_id, name, author_kind), kind, body, language, status, body,
+                   "original", ulid_of(parent_id) if parent_id else None, replies, stamp(created_at),
+                   stamp(edited_at))
+
+
+def message(m, author_name: str | None) -> Message:
+    """A message model as its reader sees it."""
+    return message_of_row((m.id, m.author_id, m.author_kind, m.type, m.body, m.language, m.translation_status,
+                           m.parent_id, m.reply_count, m.created_at, m.edited_at, author_name))
+
+
+class Participant(Struct):
+    id: int
+    name: str | None
+    avatar_url: str | None
+
+
+class Conversation(Struct):
+    id: str
+    participant: Participant  # the other one
+    last_message: Message | None
+    unread_count: int
+    created_at: Timestamp
+
+
+class ConversationOne(Struct):
+    data: Conversation
+
+
+class ConversationList(Struct):
+    data: list[Conversation]
+    meta: PageMeta
+    links: PageLinks
+
+
+class Recipient(Struct):
+    id: int
+    name: str | None
+    email: str
+    avatar_url: str | None
+
+
+class RecipientOne(Struct):
+    data: Recipient
+
+
+class Invite(Struct):
+    id: str
+    workspace_id: str
+    created_by: int | None
+    expires_at: Timestamp | None
+    created_at: Timestamp
+
+
+class NewInvite(Invite):
+    """A created invite; `token` (and `url`) are shown this once."""
+
+    token: str
+    url: str
+
+
+class InviteCreated(Struct):
+    data: NewInvite
+
+
+class InviteList(Struct):
+    data: list[Invite]
+    meta: PageMeta
+    links: PageLinks
+
+
+class InviteWorkspace(Struct):
+    id: str
+    name: str
+    visibility: Visibility
+    member_count: int
+
+
+class InvitePreview(Struct):
+    workspace: InviteWorkspace
+    expires_at: Timestamp | None
+
+
+class InvitePreviewOne(Struct):
+    data: InvitePreview
+
+
+class Webhook(Struct):
+    id: str
+    workspace_id: str
+    name: str
+    default_channel_id: str | None
+    is_active: bool
+    bot_user_id: int
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class WebhookWithSecret(Webhook):
+    """`secret` is shown at creation and when regenerated, never again."""
+
+    secret: str
+
+
+class WebhookOne(Struct):
+    data: Webhook
+
+
+class WebhookSecretOne(Struct):
+    data: WebhookWithSecret
+
+
+class WebhookList(Struct):
+    data: list[Webhook]
+
+
+def webhook(w) -> Webhook:
+    return Webhook(ulid_of(w.id), ulid_of(w.workspace_id), w.name,
+                   ulid_of(w.default_channel_id) if w.default_channel_id else None, w.is_active, w.bot_user_id,
+                   stamp(w.created_at), stamp(w.updated_at))
+
+
+def with_secret(w, secret: str) -> WebhookWithSecret:
+    return WebhookWithSecret(**msgspec.structs.asdict(webhook(w)), secret=secret)
+
+
+SCHEMAS = (WorkspaceOne, WorkspaceList, MemberOne, MemberList, ChannelOne, ChannelList, MessageOne, MessageList,
+           ConversationOne, ConversationList, RecipientOne, InviteCreated, InviteList, InvitePreviewOne, WebhookOne,
+           WebhookSecretOne, WebhookList)

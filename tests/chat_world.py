@@ -1,0 +1,127 @@
+"""What the RosettaChat schemathesis tests need for the chat operations: a workspace the owner runs, with a
+channel, a member, messages, an invite, a webhook and a conversation, and the values a real client of them
+would send in a positive case (ids that exist, a free slug, a secret that works).
+
+Operations that destroy what they name (a DELETE, a member removed) get a resource made for the purpose,
+so the shared world stays whole for the cases after them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import httpx
+
+_API = "/api/v1"
+_counter = itertools.count()
+
+
+class ChatWorld:
+    """Real chat resources of `owner` (a signed-in client), and `member` who joined the owner's workspace."""
+
+    def __init__(self, owner: httpx.Client, member: httpx.Client, member_id: int, make_user):
+        """`make_user()` signs a new user up and returns (their client, their id)."""
+        self.owner, self.member, self.member_id, self.make_user = owner, member, member_id, make_user
+        self.ws = self._created("/workspaces", {"name": "Spec Workspace", "visibility": "public"})
+        self.channel = self._created(f"/workspaces/{self.ws}/channels", {"name": "spec"})
+        assert member.post(f"/workspaces/{self.ws}/join").status_code == 201
+        self.message = self._message()
+        self.member_email = member.get("/me").json()["email"]
+        hook = owner.post(f"/workspaces/{self.ws}/webhooks",
+                          json={"name": "spec hook", "default_channel_id": self.channel}).json()["data"]
+        self.webhook, self.webhook_secret = hook["id"], hook["secret"]
+        self.conversation = owner.post("/direct-conversations",
+                                       json={"participant_user_id": str(member_id)}).json()["data"]["id"]
+        self.automation_token = owner.post("/me/tokens", json={"name": "spec bot", "abilities": ["automation:post"]}
+                                           ).json()["data"]["token"]
+
+    def _created(self, path: str, body: dict) -> str:
+        answer = self.owner.post(path, json=body)
+        assert answer.status_code == 201, answer.text
+        return answer.json()["data"]["id"]
+
+    def _message(self) -> str:
+        return self._created(f"/workspaces/{self.ws}/channels/{self.channel}/messages", {"content": "spec message"})
+
+    def _invite_token(self) -> str:
+        answer = self.owner.post(f"/workspaces/{self.ws}/invites", json={})
+        assert answer.status_code == 201, answer.text
+        return answer.json()["data"]["token"]
+
+    def handles(self, path: str) -> bool:
+        return not path.startswith((_API + "/auth", _API + "/me", _API + "/openapi", "/sanctum"))
+
+    def point_ids(self, case) -> None:
+        """Path ids of live resources; a fresh one where the operation destroys it."""
+        params, path, method = case.path_parameters or {}, case.operation.path, case.method.lower()
+        doomed = method == "delete"
+        if "workspace_id" in params:
+            params["workspace_id"] = self.ws
+        if path == f"{_API}/workspaces/{{id}}":
+            params["id"] = self._created("/workspaces", {"name": "doomed"}) if doomed else self.ws
+        elif path.endswith("/channels/{id}"):
+            params["id"] = self._created(f"/workspaces/{self.ws}/channels", {"name": "doomed"}) if doomed \
+                else self.channel
+        elif path.endswith("/members/{id}"):
+            params["id"] = self._doomed_member() if doomed else self.member_id
+        elif path.endswith("/invites/{id}"):
+            params["id"] = self.owner.post(f"/workspaces/{self.ws}/invites", json={}).json()["data"]["id"]
+        elif path.endswith("/webhooks/{id}"):
+            params["id"] = self._created(f"/workspaces/{self.ws}/webhooks", {"name": "doomed"}) if doomed \
+                else self.webhook
+        if "channel_id" in params:
+            params["channel_id"] = self.channel
+        if "message_id" in params:
+            params["message_id"] = self._message() if method in ("delete", "patch") else self.message
+        if "conversation_id" in params:
+            params["conversation_id"] = self.conversation
+        if "token" in params:
+            params["token"] = self._invite_token()
+        if "webhook_id" in params:
+            params["webhook_id"] = self.webhook
+        self.authorize(case)
+
+    def authorize(self, case) -> None:
+        """The credentials the operation takes (a webhook's secret, or an automation token), and an
+        Idempotency-Key of its own: a generated key repeats, and a repeat with another body is refused."""
+        path = case.operation.path
+        headers = case.headers = case.headers or {}
+        if "Idempotency-Key" in headers:
+            headers["Idempotency-Key"] = f"spec-{uuid.uuid4().hex}"
+        if path.startswith(_API + "/webhooks/"):
+            headers["X-Webhook-Secret"] = self.webhook_secret
+        elif path.startswith(_API + "/automation/"):
+            headers["Authorization"] = f"Bearer {self.automation_token}"
+
+    def _doomed_member(self) -> int:
+        client, user_id = self.make_user()
+        assert client.post(f"/invites/{self._invite_token()}/accept").status_code == 201
+        return user_id
+
+    def adapt_body(self, case) -> None:
+        """A body the rules beyond the schema accept: a free slug, a password with `password`, real ids."""
+        body, path = case.body, case.operation.path
+        if isinstance(body.get("slug"), str) and body["slug"].strip():
+            body["slug"] = f"{body['slug'].strip()[:60]}-{uuid.uuid4().hex[:8]}-{next(_counter)}"
+        if body.get("visibility") == "password" and not body.get("password"):
+            body["password"] = "open sesame"
+        if isinstance(body.get("password"), str) and len(body["password"]) < 8:
+            body["password"] = body["password"] + "-padded-"
+        if path.endswith("/messages") and "/webhooks/" not in path:
+            if not (isinstance(body.get("content"), str) and body["content"].strip()):
+                body["content"] = "spec content"
+            body.pop("attachment_ids", None)
+            if body.get("parent_message_id") is not None:
+                body["parent_message_id"] = self.message
+        if "/webhooks" in path:
+            if body.get("default_channel_id") is not None:
+                body["default_channel_id"] = self.channel
+            if path.endswith("/messages"):  # an update may have taken the webhook's default channel away
+                body["channel_id"] = self.channel
+        if path.endswith("/direct-recipients/resolve"):  # a generated address may be on a special-use domain
+            body["email"] = self.member_email if next(_counter) % 2 else f"nobody-{uuid.uuid4().hex[:12]}@example.com"
+        if "participant_user_id" in body:
+            body["participant_user_id"] = str(self.member_id)
+        if path.endswith("/channels/{channel_id}/members"):
+            body["user_id"] = self.member_id
