@@ -41,6 +41,7 @@ class Writes(msgspec.Struct, frozen=True):
     idempotency_ttl_s: int
     applied_retention_h: int
     outbox_resend_s: int
+    followup_window_ms: int
 
 
 class Workers(msgspec.Struct, frozen=True):

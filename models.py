@@ -236,7 +236,7 @@ class Outbox(BaseModel):
 
     id = AutoField()
     kind = CharField()
-    arguments = TextField()  # JSON
+    arguments = TextField()  # JSON: a list of the arguments of each follow-up of this kind one commit asked for
     created_at = DateTimeField(index=True)
 
 

@@ -13,6 +13,9 @@ from config import settings
 broker = build_broker(settings(), middleware=[m() for m in default_middleware] + [DatabaseSetup()])
 dramatiq.set_broker(broker)
 
-from actors import email, expiry, messages, outbox, writes  # noqa: E402,F401  (registers the actors on the broker)
+# Registers the actors on the broker.
+from actors import email, expiry, messages, outbox, relay, writes  # noqa: E402,F401
+
+broker.add_middleware(relay.RelayShutdown())
 
 QUEUES = ("writes", "messages", "translation", "push", "webhooks", "email", "expiry")

@@ -1,6 +1,9 @@
-"""Worker middleware that binds the models to the configured database in each worker process."""
+"""Worker middleware that binds the models to the configured database in each worker process, and
+the one-writer lock of a worker process on SQLite."""
 
+import contextlib
 import logging
+import threading
 
 from dramatiq import Middleware
 
@@ -26,3 +29,13 @@ class DatabaseSetup(Middleware):
     def after_worker_thread_shutdown(self, broker, thread):
         if not models.db.is_closed():
             models.db.close()
+
+
+# SQLite has one writer at a time, and its busy handler sleeps in steps of up to 100 ms while it
+# waits; worker threads of one process queue here instead and go the moment the writer is done.
+_sqlite_writer = threading.Lock()
+
+
+def one_writer():
+    """Hold this around every write transaction of a worker thread (a no-op on PostgreSQL)."""
+    return contextlib.nullcontext() if models.is_postgres() else _sqlite_writer

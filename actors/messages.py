@@ -1,7 +1,8 @@
 """The `messages` queue: what follows a message write once it has committed.
 
-Each actor re-reads the message by id and returns quietly if it is gone, so a resend from the
-outbox is harmless. For now they record that the message is ready for the work that comes next
+Each actor gets the ids of the messages that committed together (a busy channel's posts travel in
+one Dramatiq message), re-reads them and passes over any that are gone, so a resend from the outbox
+is harmless. For now they record that the message is ready for the work that comes next
 (translation into each reader's language, push fan-out, outgoing events), which later fan out
 from here.
 """
@@ -18,33 +19,28 @@ from models import Message
 logger = logging.getLogger(__name__)
 
 
-def _message(message_id: str) -> Message | None:
-    return Message.get_or_none(Message.id == uuid.UUID(message_id))
+def _note(message_ids: list[str], what: str) -> None:
+    for message in Message.select().where(Message.id.in_([uuid.UUID(m) for m in message_ids])):
+        logger.info("Message %s %s in channel %s by user %d (%s).", message.id, what, message.channel_id,
+                    message.author_id, message.author_kind)
 
 
-@dramatiq.actor(queue_name="messages", max_retries=8, min_backoff=500, max_backoff=60_000, time_limit=60_000)
-def message_posted(message_id: str) -> None:
-    """A message was posted."""
-    message = _message(message_id)
-    if message is None:
-        return
-    logger.info("Message %s posted in channel %s by user %d (%s).", message_id, message.channel_id,
-                message.author_id, message.author_kind)
+_POLICY = {"queue_name": "messages", "max_retries": 8, "min_backoff": 500, "max_backoff": 60_000, "time_limit": 60_000}
 
 
-@dramatiq.actor(queue_name="messages", max_retries=8, min_backoff=500, max_backoff=60_000, time_limit=60_000)
-def message_edited(message_id: str) -> None:
-    """A message's content or pin changed."""
-    message = _message(message_id)
-    if message is None:
-        return
-    logger.info("Message %s edited in channel %s.", message_id, message.channel_id)
+@dramatiq.actor(**_POLICY)
+def message_posted(message_ids: list[str]) -> None:
+    """Messages were posted."""
+    _note(message_ids, "posted")
 
 
-@dramatiq.actor(queue_name="messages", max_retries=8, min_backoff=500, max_backoff=60_000, time_limit=60_000)
-def message_deleted(message_id: str) -> None:
-    """A message was deleted (its tombstone stays)."""
-    message = _message(message_id)
-    if message is None:
-        return
-    logger.info("Message %s deleted in channel %s.", message_id, message.channel_id)
+@dramatiq.actor(**_POLICY)
+def message_edited(message_ids: list[str]) -> None:
+    """Messages' content or pin changed."""
+    _note(message_ids, "edited")
+
+
+@dramatiq.actor(**_POLICY)
+def message_deleted(message_ids: list[str]) -> None:
+    """Messages were deleted (their tombstones stay)."""
+    _note(message_ids, "deleted")

@@ -1,10 +1,11 @@
 """The outbox: follow-ups of committed commands, never lost.
 
-A command's follow-ups (domain.writes.after_commit) are rows written in the same transaction as
-the command. After the commit the write actor sends each to its actors and deletes the rows; if
-the worker dies in between, `resend_outbox` (run by the scheduler) sends the rows left behind
-once they are older than `[writes] outbox_resend_s`. Consumers are idempotent, so a row sent twice
-(a crash after sending, before deleting) does no harm beyond a repeated mail.
+A command's follow-ups (domain.writes.after_commit) are written in the same transaction as the
+command, one row for each kind a commit asked for (its `arguments` list every follow-up of that
+kind). After the commit the process's relay (actors/relay.py) sends them to their actors and
+deletes the rows; if the worker dies in between, `resend_outbox` (run by the scheduler) sends the
+rows left behind once they are older than `[writes] outbox_resend_s`. Consumers are idempotent, so
+a row sent twice (a crash after sending, before deleting) does no harm beyond a repeated mail.
 """
 
 from __future__ import annotations
@@ -12,45 +13,68 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from itertools import groupby
 
 import dramatiq
 
 from actors import email, messages
+from actors.database import one_writer
 from config import settings
 from models import Outbox, db, utcnow
 
 logger = logging.getLogger(__name__)
 
-# Which actors each kind of follow-up is sent to.
+# Which actors each kind of follow-up is sent to, and the argument by which the rows of one kind
+# travel together (as a list, `message_ids`) or None for one Dramatiq message a row. A busy channel's
+# batch of 64 posts is then one message to each actor, not 64: Redis round trips and Dramatiq's own
+# work per message were most of what a post cost the worker.
 ACTORS = {
-    "verification_email": [email.send_verification_email],
-    "message_posted": [messages.message_posted],
-    "message_edited": [messages.message_edited],
-    "message_deleted": [messages.message_deleted],
+    "verification_email": ([email.send_verification_email], None),
+    "message_posted": ([messages.message_posted], "message_id"),
+    "message_edited": ([messages.message_edited], "message_id"),
+    "message_deleted": ([messages.message_deleted], "message_id"),
 }
+
+#: Ids one Dramatiq message carries at most.
+BATCH_MAX = 100
 
 #: Rows one sweep resends at most; the next sweep takes the rest.
 SWEEP_MAX = 1000
 
 
 def store(followups: list[tuple[str, dict]]) -> list[Outbox]:
-    """Write follow-ups as outbox rows, inside the caller's transaction; returns them with their ids."""
+    """Write follow-ups as outbox rows, one a kind, inside the caller's transaction; returns the rows."""
     if not followups:
         return []
     now = utcnow()
-    rows = [{"kind": kind, "arguments": json.dumps(arguments), "created_at": now} for kind, arguments in followups]
+    by_kind: dict[str, list[dict]] = {}
+    for kind, arguments in followups:
+        by_kind.setdefault(kind, []).append(arguments)
+    rows = [{"kind": kind, "arguments": json.dumps(calls), "created_at": now} for kind, calls in by_kind.items()]
     return list(Outbox.insert_many(rows).returning(Outbox.id, Outbox.kind, Outbox.arguments).execute())
 
 
+def _messages(rows: list[Outbox]) -> list[tuple[dramatiq.Actor, dict]]:
+    """(actor, arguments) of each Dramatiq message the rows make."""
+    sends = []
+    for kind, group in groupby(sorted(rows, key=lambda row: (row.kind, row.id)), key=lambda row: row.kind):
+        actors, together_by = ACTORS[kind]
+        arguments = [call for row in group for call in json.loads(row.arguments)]
+        if together_by is not None:
+            ids = [a[together_by] for a in arguments]
+            arguments = [{together_by + "s": ids[i:i + BATCH_MAX]} for i in range(0, len(ids), BATCH_MAX)]
+        sends += [(actor, a) for actor in actors for a in arguments]
+    return sends
+
+
 def deliver(rows: list[Outbox]) -> None:
-    """Send each row to its actors, then delete the rows."""
+    """Send the rows to their actors, then delete them."""
     if not rows:
         return
-    for row in rows:
-        arguments = json.loads(row.arguments)
-        for actor in ACTORS[row.kind]:
-            actor.send(**arguments)
-    Outbox.delete().where(Outbox.id.in_([row.id for row in rows])).execute()
+    for actor, arguments in _messages(rows):
+        actor.send(**arguments)
+    with one_writer():
+        Outbox.delete().where(Outbox.id.in_([row.id for row in rows])).execute()
 
 
 @dramatiq.actor(queue_name="writes", max_retries=3, time_limit=300_000)
@@ -64,7 +88,7 @@ def resend_outbox() -> None:
     now = utcnow()
     cutoff = now - dt.timedelta(seconds=settings().writes.outbox_resend_s)
     oldest = Outbox.select(Outbox.id).where(Outbox.created_at < cutoff).order_by(Outbox.id).limit(SWEEP_MAX)
-    with db.atomic():
+    with one_writer(), db.atomic():
         rows = list(Outbox.update(created_at=now).where(Outbox.id.in_(oldest) & (Outbox.created_at < cutoff))
                     .returning(Outbox.id, Outbox.kind, Outbox.arguments, Outbox.created_at).execute())
     deliver(rows)

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import threading
 
 import dramatiq
 from peewee import DataError, IntegrityError
 
-from actors import outbox, replies
+from actors import outbox, relay, replies
+from actors.database import one_writer
 from config import settings
 from domain.commands import from_wire, to_wire
 from domain.errors import DomainError, Invalid
 from domain.writes import apply, apply_all, pending
-from models import AppliedCommand, db, is_postgres, utcnow
+from models import AppliedCommand, db, utcnow
 
 logger = logging.getLogger(__name__)
 
 
 @dramatiq.actor(queue_name="writes", max_retries=20, min_backoff=100, max_backoff=30_000, time_limit=60_000)
 def commit_writes(commands: list[dict], reply_to: str | None = None) -> None:
-    """Apply a batch of commands in one transaction, then tell the waiting handlers how each went.
+    """Apply a batch of commands in one transaction, tell the waiting handlers how each went, then hand
+    the follow-ups the transaction stored in the outbox to this process's relay (actors/relay.py).
 
     A command whose id is already recorded was committed before (Dramatiq redelivers after a
     crash, and clients retry): it is skipped and reported as done. A command the domain refuses
@@ -33,7 +33,7 @@ def commit_writes(commands: list[dict], reply_to: str | None = None) -> None:
     batch = [from_wire(data) for data in commands]
     followups = pending()
     followups.clear()
-    with _one_writer(), db.atomic():
+    with one_writer(), db.atomic():
         fresh = _record_applied([cmd.command_id for cmd in batch])
         todo = [cmd for cmd in batch if cmd.command_id in fresh]
         outcomes = {cmd.command_id: (replies.APPLIED if cmd.command_id in fresh else replies.REPEAT) for cmd in batch}
@@ -52,7 +52,7 @@ def commit_writes(commands: list[dict], reply_to: str | None = None) -> None:
     # The waiting requests are answered first: their follow-ups are safe in the outbox already.
     if reply_to:
         replies.publish(commit_writes.broker.client, reply_to, outcomes)
-    outbox.deliver(stored)
+    relay.hand_over(stored)
 
 
 def commit_and_wait(commands: list, timeout_s: float = 10) -> dict[str, str | dict]:
@@ -65,15 +65,6 @@ def commit_and_wait(commands: list, timeout_s: float = 10) -> dict[str, str | di
     if item is None:
         raise TimeoutError("no worker committed the command; is `app.py worker` running?")
     return replies.parse(item[1])
-
-
-# SQLite has one writer at a time, and its busy handler sleeps in steps of up to 100 ms while it
-# waits; worker threads of one process queue here instead and go the moment the writer is done.
-_sqlite_writer = threading.Lock()
-
-
-def _one_writer():
-    return contextlib.nullcontext() if is_postgres() else _sqlite_writer
 
 
 def _record_applied(command_ids: list[str]) -> set[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+from domain import chat_access
 from domain.errors import Forbidden, Invalid, NotFound
 from models import Channel, Membership, Message, Prepared, User, Workspace
 
@@ -78,6 +79,8 @@ def channel_for_member(*, viewer: User, group_id: uuid.UUID, channel_id: uuid.UU
     if channel is None:
         group_for_member(viewer=viewer, group_id=group_id)
         raise NotFound("Channel not found.")
+    if channel.visibility != "public":  # a RosettaChat private or password channel: its own rules hold here too
+        chat_access.channel(viewer_id=viewer.id, workspace_id=group_id, channel_id=channel_id)
     return channel
 
 
@@ -87,6 +90,8 @@ def message_for_member(*, viewer: User, group_id: uuid.UUID, channel_id: uuid.UU
     if message is None:
         channel_for_member(viewer=viewer, group_id=group_id, channel_id=channel_id)
         raise NotFound("Message not found.")
+    if message.channel.visibility != "public":
+        chat_access.channel(viewer_id=viewer.id, workspace_id=group_id, channel_id=channel_id)
     return message
 
 

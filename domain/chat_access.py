@@ -116,6 +116,17 @@ def conversation(*, viewer_id: int, conversation_id: uuid.UUID) -> Channel:
     return found
 
 
+def channels_open_to(viewer_id: int, *, listed: bool = False):
+    """The ids of the workspace channels the viewer may enter (`listed`: or see in a list), as a subquery
+    for searches across workspaces (the Sector dialect's)."""
+    mine = Membership.select(Membership.workspace).where(Membership.user == viewer_id)
+    managed = mine.where(Membership.role.in_(("owner", "admin")))
+    entered = ChannelMember.select(ChannelMember.channel).where(ChannelMember.user == viewer_id)
+    open_to_all = ("public", "password") if listed else ("public",)
+    return Channel.select(Channel.id).where(Channel.workspace.in_(mine) & (
+        Channel.visibility.in_(open_to_all) | Channel.workspace.in_(managed) | Channel.id.in_(entered)))
+
+
 def membership(*, workspace_id: uuid.UUID, user_id: int) -> Membership:
     found = Membership.get_or_none((Membership.workspace == workspace_id) & (Membership.user == user_id))
     if found is None:

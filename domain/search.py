@@ -13,6 +13,7 @@ import uuid
 
 from peewee import SQL, NodeList, Tuple, fn
 
+from domain.chat_access import channels_open_to
 from domain.errors import Invalid
 from models import Channel, Membership, Message, User, Workspace, folded, fold_text
 
@@ -104,7 +105,7 @@ def groups(*, viewer: User, ids=None, members=None, name=None, since=None, until
 
 
 def channels(*, viewer: User, ids=None, groups=None, name=None, since=None, until=None, page: Page):
-    query = Channel.select().where(Channel.workspace.in_(_viewer_groups(viewer)))
+    query = Channel.select().where(Channel.id.in_(channels_open_to(viewer.id, listed=True)))
     if ids is not None:
         query = query.where(Channel.id.in_(ids))
     if groups is not None:
@@ -117,11 +118,10 @@ def channels(*, viewer: User, ids=None, groups=None, name=None, since=None, unti
 
 def messages(*, viewer: User, ids=None, channels=None, authors=None, body=None, pinned=None,
              since=None, until=None, page: Page):
-    visible = Channel.select(Channel.id).where(Channel.workspace.in_(_viewer_groups(viewer)))
     query = (
         Message.select(Message, User.uid)
         .join(User)
-        .where(Message.channel.in_(visible) & Message.deleted_at.is_null())
+        .where(Message.channel.in_(channels_open_to(viewer.id)) & Message.deleted_at.is_null())
     )
     if ids is not None:
         query = query.where(Message.id.in_(ids))

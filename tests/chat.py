@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.api import unique
 from tests.rosetta import AppUser
 
 
@@ -22,6 +23,14 @@ def join(user: AppUser, ws: dict, role: str = "member", by: AppUser | None = Non
     if role != "member":
         changed = by.api.put(f"/workspaces/{ws['id']}/members/{user.id}", json={"role": role})
         assert changed.status_code == 200, changed.text
+
+
+def crew_of(owner: AppUser, admin: AppUser, member: AppUser, **fields) -> dict:
+    """A new workspace of `owner`, with `admin` as an admin and `member` as a member."""
+    ws = workspace(owner, unique("Crew"), **fields)
+    join(admin, ws, "admin", by=owner)
+    join(member, ws, by=owner)
+    return ws
 
 
 def channel(admin: AppUser, ws: dict, name: str = "general", **fields) -> dict:

@@ -83,3 +83,25 @@ def provider():
     fake = FakeProvider().start()
     yield fake
     fake.stop()
+
+
+# RosettaChat users of one module's workspaces (tests/chat.py's crew_of makes one of them).
+@pytest.fixture(scope="module")
+def owner(rosetta_url):
+    from tests.rosetta import AppUser
+
+    return AppUser(rosetta_url, name="Olivia Owner")
+
+
+@pytest.fixture(scope="module")
+def admin(rosetta_url):
+    from tests.rosetta import AppUser
+
+    return AppUser(rosetta_url, name="Adam Admin")
+
+
+@pytest.fixture(scope="module")
+def member(rosetta_url):
+    from tests.rosetta import AppUser
+
+    return AppUser(rosetta_url, name="Mia Member")

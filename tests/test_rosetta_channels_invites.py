@@ -11,7 +11,7 @@ import pytest
 from ulid import ULID
 
 from tests.api import unique
-from tests.chat import channel, join, messages_path, workspace
+from tests.chat import channel, crew_of, join, messages_path, workspace
 from tests.rosetta import AppUser
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
@@ -25,21 +25,6 @@ PASSWORD = "open sesame"
 
 
 @pytest.fixture(scope="module")
-def owner(rosetta_url) -> AppUser:
-    return AppUser(rosetta_url, name="Olivia Owner")
-
-
-@pytest.fixture(scope="module")
-def admin(rosetta_url) -> AppUser:
-    return AppUser(rosetta_url, name="Adam Admin")
-
-
-@pytest.fixture(scope="module")
-def member(rosetta_url) -> AppUser:
-    return AppUser(rosetta_url, name="Mia Member")
-
-
-@pytest.fixture(scope="module")
 def stranger(rosetta_url) -> AppUser:
     """In none of `team`'s business: owns `elsewhere`, and accepts invites to new workspaces."""
     return AppUser(rosetta_url, name="Sam Stranger")
@@ -48,10 +33,7 @@ def stranger(rosetta_url) -> AppUser:
 @pytest.fixture(scope="module")
 def team(owner, admin, member) -> dict:
     """A private workspace with an owner, an admin and a member; tests add channels and invites to it."""
-    ws = workspace(owner, unique("Team"))
-    join(admin, ws, "admin", by=owner)
-    join(member, ws, by=owner)
-    return ws
+    return crew_of(owner, admin, member)
 
 
 @pytest.fixture(scope="module")

@@ -347,6 +347,25 @@ def test_a_rosettachat_user_renders_as_a_sector_account(shared, database):
     assert read.json()["id"] == str(uid)
 
 
+def test_a_private_rosettachat_channel_stays_private_through_sector(shared, base_url, database):
+    member = Account(base_url)  # a plain member of the group, through Sector
+    database.Membership.insert(workspace=uuid.UUID(shared.group["id"]),
+                               user=database.User.get(database.User.uid == uuid.UUID(member.id)).id,
+                               role="member", created_at=database.utcnow()).execute()
+    database.Membership.update(role="admin").where(  # so the RosettaChat reader may make channels
+        (database.Membership.workspace == uuid.UUID(shared.group["id"]))
+        & (database.Membership.user == shared.reader.id)).execute()
+    private = chat.channel(shared.reader, shared.ws, "hidden", visibility="private")
+    message = chat.post(shared.reader, shared.ws, private, "for the few")
+    group, channel_uuid = shared.group["id"], str(as_uuid(private["id"]))
+    read = member.api.get(f"/group/{group}/channel/{channel_uuid}/message/{as_uuid(message['id'])}")
+    assert read.status_code == 404, read.text
+    assert member.api.get(f"/group/{group}/channel/{channel_uuid}").status_code == 404
+    found = member.api.post("/message/search", json={"body": "for the few"})
+    assert found.status_code == 200 and found.json() == [], found.text
+    assert member.api.post("/channel/search", json={"name": "hidden"}).json() == []
+
+
 # Automation
 
 @pytest.fixture(scope="module")

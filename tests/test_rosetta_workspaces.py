@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.api import unique
-from tests.chat import channel, join, messages_path, workspace
+from tests.chat import channel, crew_of, join, messages_path, workspace
 from tests.rosetta import AppUser
 
 ULID = re.compile(r"[0-9a-hjkmnp-tv-z]{26}")
@@ -21,31 +21,8 @@ NOT_FOUND = {"message": "Workspace not found."}
 
 
 @pytest.fixture(scope="module")
-def owner(rosetta_url) -> AppUser:
-    return AppUser(rosetta_url, name="Olivia Owner")
-
-
-@pytest.fixture(scope="module")
-def admin(rosetta_url) -> AppUser:
-    return AppUser(rosetta_url, name="Adam Admin")
-
-
-@pytest.fixture(scope="module")
-def member(rosetta_url) -> AppUser:
-    return AppUser(rosetta_url, name="Mia Member")
-
-
-@pytest.fixture(scope="module")
 def outsider(rosetta_url) -> AppUser:
     return AppUser(rosetta_url, name="Oscar Outsider")
-
-
-def crew_of(owner: AppUser, admin: AppUser, member: AppUser, **fields) -> dict:
-    """A new workspace of `owner`, with `admin` as an admin and `member` as a member."""
-    ws = workspace(owner, unique("Crew"), **fields)
-    join(admin, ws, "admin", by=owner)
-    join(member, ws, by=owner)
-    return ws
 
 
 @pytest.fixture(scope="module")
