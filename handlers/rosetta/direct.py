@@ -43,7 +43,9 @@ def _participant(user: User) -> r.Participant:
 
 
 def _newest():
-    return Message.select(fn.MAX(Message.id)).where((Message.channel == Channel.id) & Message.deleted_at.is_null())
+    # Not MAX(id): PostgreSQL has no max() of uuid.
+    return (Message.select(Message.id).where((Message.channel == Channel.id) & Message.deleted_at.is_null())
+            .order_by(Message.id.desc()).limit(1))
 
 
 def _conversations(viewer_id: int):
