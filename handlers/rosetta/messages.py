@@ -151,9 +151,10 @@ def page(request, channel_id: uuid.UUID) -> tuple[r.MessageList, uuid.UUID | Non
     thread = _ulid(form["parent_message_id"]) if form.get("parent_message_id") else None
     # Going "forward" is toward older messages in a channel and toward newer ones in a thread.
     forward_key, back_key = ("after", "before") if thread else ("before", "after")
-    back = form.get(back_key) and not form.get(forward_key)
-    cursor = _ulid(form[back_key if back else forward_key]) if form.get(back_key if back else forward_key) else None
-    newest_first = (thread is None) != bool(back)
+    back = bool(form.get(back_key)) and not form.get(forward_key)
+    key = back_key if back else forward_key
+    cursor = _ulid(form[key]) if form.get(key) else None
+    newest_first = (thread is None) != back
     args = {"channel_id": channel_id, "limit": per_page + 1,
             "cursor": cursor or (_HIGHEST if newest_first else _LOWEST)} | ({"parent_id": thread} if thread else {})
     rows = _WINDOWS[(newest_first, thread is not None)].raw(**args)
