@@ -39,11 +39,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from write_path import (WRK_INSTALL_HINT, BenchStack, count_messages, rate, run_wrk,  # noqa: E402
-                        wrk_errors)
+                        sector_targets, wrk_errors)
 
 import config  # noqa: E402  (write_path has put the repository root on sys.path)
 from benchutil import warn_if_busy  # noqa: E402
-from tests.api import Account  # noqa: E402
 from tests.rosetta import AppUser  # noqa: E402
 
 POST_TARGET = 0.8  # RosettaChat POST / Sector POST
@@ -108,13 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         base = f"http://127.0.0.1:{stack.port}"
 
         # Sector: account, group, channel, and the message the GET load reads.
-        account = Account(f"{base}/v1/api")
-        group = account.group("Bench")
-        sector_channel = account.channel(group, "bench")
-        sector_post = f"/v1/api/group/{sector_channel['group']}/channel/{sector_channel['id']}/message"
-        seed = account.post(sector_channel, "the message the GET benchmark reads")
-        assert seed.status_code == 201, seed.text
-        sector_get = f"{sector_post}/{seed.json()['id']}"
+        account, sector_post, sector_get = sector_targets(base)
 
         # RosettaChat: user, workspace, channel, and a channel long enough for a full page.
         user = AppUser(f"{base}/api/v1", name="Bench User")

@@ -146,6 +146,17 @@ def rate(result: dict[str, int]) -> float:
 
 # ---------------------------------------------------------------- main
 
+def sector_targets(base: str) -> tuple[Account, str, str]:
+    """A logged-in Sector account with a group and channel: (it, the path to POST messages to, the path
+    of the one message the GET load reads)."""
+    account = Account(f"{base}/v1/api")
+    channel = account.channel(account.group("Bench"), "bench")
+    post_path = f"/v1/api/group/{channel['group']}/channel/{channel['id']}/message"
+    seed = account.post(channel, "the message the GET benchmark reads")
+    assert seed.status_code == 201, seed.text
+    return account, post_path, f"{post_path}/{seed.json()['id']}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -181,13 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.start()
         base = f"http://127.0.0.1:{stack.port}"
-        account = Account(f"{base}/v1/api")
-        group = account.group("Bench")
-        channel = account.channel(group, "bench")
-        post_path = f"/v1/api/group/{channel['group']}/channel/{channel['id']}/message"
-        seed = account.post(channel, "the message the GET benchmark reads")
-        assert seed.status_code == 201, seed.text
-        get_path = f"{post_path}/{seed.json()['id']}"
+        account, post_path, get_path = sector_targets(base)
 
         print(f"Idle latency: {args.idle_requests} POST+GET pairs, {args.idle_pause_ms:g} ms pause; "
               f"{args.quiet_requests} POSTs after {args.quiet_s:g} s quiet ...", file=sys.stderr, flush=True)
