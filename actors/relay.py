@@ -22,6 +22,7 @@ from dramatiq import Middleware
 from peewee import PeeweeException
 
 from actors import outbox
+import models
 from config import settings
 from models import Outbox
 
@@ -41,7 +42,7 @@ class _Relay:
             return
         with self._lock:
             self._held += rows
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="sector-relay", daemon=True)
                 self._thread.start()
             self._ready.notify()
@@ -68,6 +69,8 @@ class _Relay:
             outbox.deliver(rows)
         except (redis.RedisError, PeeweeException) as e:  # still in the outbox: the sweep resends them
             logger.error("Could not send %d follow-ups (%s); the outbox sweep will.", len(rows), e)
+            if isinstance(e, models.CONNECTION_ERRORS):
+                models.drop_connection()  # this thread reconnects on its next send
 
 
 _relay = _Relay()

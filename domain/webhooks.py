@@ -1,20 +1,19 @@
 """Incoming webhooks of a workspace: each posts as a bot user of its own, named as the webhook is.
 
-Secrets have 256 bits of entropy, so a SHA-256 digest is kept (as for tokens) and compared in
-constant time.
+Secrets have 256 bits of entropy, so their SHA-256 is kept (domain.tokens.digest, as for tokens) and
+compared in constant time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
-import secrets
 import uuid
 
 from peewee import SQL
 
 from domain.commands import Command
+from domain.tokens import digest
 from domain.writes import apply, create, update
 from models import User, Webhook
 
@@ -42,16 +41,6 @@ class UpdateWebhook(Command):
 
 class DeleteWebhook(Command):
     webhook_id: uuid.UUID
-
-
-def new_secret() -> tuple[str, str]:
-    """A fresh secret for the client (shown once) and the digest to store."""
-    secret = "whsec_" + secrets.token_urlsafe(32)
-    return secret, digest(secret)
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def secret_matches(webhook: Webhook, secret: str) -> bool:

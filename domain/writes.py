@@ -26,9 +26,9 @@ def apply(command: c.Command) -> None:
     raise TypeError(f"no write defined for {type(command).__name__}")
 
 
-# Follow-up work a command asks for once it is committed (a mail to send, a message to translate):
-# (kind, arguments). The write actor stores them in the outbox in the same transaction, and sends each
-# to its actor after the commit; a refused command's go with it.
+# Follow-up work a command asks for once it is committed (a mail to send, a message to fan out):
+# (kind, arguments). The write actor stores them in the outbox in the same transaction; after the
+# commit its process's relay sends them (actors/relay.py). A refused command's go with it.
 _followups = threading.local()
 
 
@@ -124,7 +124,7 @@ def _username_free(username: str, user_id: int | None = None) -> None:
 def _(cmd: c.CreateAccount) -> None:
     _username_free(cmd.username)
     create(User, uid=cmd.user_uid, username=cmd.username, username_key=cmd.username.casefold(),
-            pubkey=cmd.pubkey, profile_pic=cmd.profile_pic, created_at=cmd.at, updated_at=cmd.at)
+           pubkey=cmd.pubkey, profile_pic=cmd.profile_pic, created_at=cmd.at, updated_at=cmd.at)
 
 
 @apply.register
@@ -146,7 +146,7 @@ def _(cmd: c.DeleteAccount) -> None:
 @apply.register
 def _(cmd: c.IssueToken) -> None:
     create(Token, **_token_row(cmd.token_id, cmd.user_id, cmd.name, cmd.secret_hash, cmd.abilities,
-                                cmd.expires_at, cmd.at))
+                               cmd.expires_at, cmd.at))
     if cmd.login:
         User.update(last_login_at=cmd.at).where(User.id == cmd.user_id).execute()
 
@@ -182,9 +182,9 @@ def _(cmd: c.RegisterUser) -> None:
     email_key = cmd.email.casefold()
     _email_free(email_key)
     create(User, uid=cmd.user_uid, name=cmd.name, email=cmd.email, email_key=email_key,
-            password_hash=cmd.password_hash, preferred_language=cmd.preferred_language, profile_pic=cmd.avatar_url,
-            email_verified_at=cmd.at if cmd.email_verified else None,
-            last_login_at=cmd.at, created_at=cmd.at, updated_at=cmd.at)
+           password_hash=cmd.password_hash, preferred_language=cmd.preferred_language, profile_pic=cmd.avatar_url,
+           email_verified_at=cmd.at if cmd.email_verified else None,
+           last_login_at=cmd.at, created_at=cmd.at, updated_at=cmd.at)
     user_id = User.select(User.id).where(User.uid == cmd.user_uid).scalar()
     if cmd.token is not None:
         t = cmd.token

@@ -8,7 +8,6 @@ stored, as for bearer tokens.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import uuid
 
 import msgspec
@@ -20,6 +19,7 @@ from domain import chat_access as access
 from domain import commands as c
 from domain.errors import NotFound
 from domain.signing import keyed_digest
+from domain.tokens import digest
 from domain.workspaces import CreateInvite, RevokeInvite
 from handlers.bodies import json, path_ulid
 from handlers.rosetta import resources as r
@@ -36,10 +36,6 @@ bp = Blueprint("rosetta_invites", strict_slashes=False)
 INVITE = {"expires_in_days": Field(type="integer", min=1, max=365, nullable=True, example=7,
                                    description="Days until the link stops working; never when absent.")}
 NOT_VALID = "This invite link is not valid."
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _live():
@@ -60,7 +56,7 @@ def _invite_url(request, token: str) -> str:
 
 
 def _by_token(token: str) -> Invite:
-    invite = Invite.get_or_none((Invite.token_hash == _digest(token)) & _live()) if len(token) <= 200 else None
+    invite = Invite.get_or_none((Invite.token_hash == digest(token)) & _live()) if len(token) <= 200 else None
     if invite is None:
         raise NotFound(NOT_VALID)
     return invite
@@ -94,7 +90,7 @@ async def create_invite(request, workspace_id):
     invite_id = uuid.UUID(ids["id"])
     now = utcnow()
     command = CreateInvite(command_id=ids["command_id"], invite_id=invite_id, group_id=workspace.id,
-                           token_hash=_digest(token), created_by=viewer.id,
+                           token_hash=digest(token), created_by=viewer.id,
                            expires_at=now + dt.timedelta(days=days) if days else None, at=now)
 
     def created():

@@ -16,7 +16,8 @@ from domain import chat_access as access
 from domain import commands as c
 from domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from domain.signing import keyed_digest
-from domain.webhooks import CreateWebhook, DeleteWebhook, UpdateWebhook, digest, secret_matches
+from domain.tokens import digest
+from domain.webhooks import CreateWebhook, DeleteWebhook, UpdateWebhook, secret_matches
 from handlers.bodies import json, path_ulid
 from handlers.rosetta import messages
 from handlers.rosetta import resources as r
@@ -161,6 +162,5 @@ async def post_webhook_message(request, webhook_id):
         raise Invalid(text, {"channel_id": [text]})
     bot = User.get_by_id(found.bot_user_id)
     location = f"/api/v1/workspaces/{ulid_of(found.workspace_id)}/channels/{ulid_of(channel_id)}/messages"
-    request.ctx.user = bot  # whose Idempotency-Keys these are
     return await messages.post(request, channel_id, bot.id, found.name, "webhook", form, location)
 

@@ -54,8 +54,9 @@ def _member_counts():
             .alias("member_count"))
 
 
-def workspace_resource(w, role: str | None) -> r.Workspace:
-    return r.Workspace(ulid_of(w.id), w.name, w.slug, w.description, w.visibility, role, w.member_count,
+def workspace_resource(w) -> r.Workspace:
+    """A workspace read with its member count and the viewer's `role` (null for a non-member)."""
+    return r.Workspace(ulid_of(w.id), w.name, w.slug, w.description, w.visibility, w.role, w.member_count,
                        stamp(w.created_at), stamp(w.updated_at))
 
 
@@ -65,7 +66,7 @@ def _one(workspace_id, viewer_id: int, status: int = 200):
                    join_type=JOIN.LEFT_OUTER).where(Workspace.id == workspace_id).objects().first())
     if found is None:
         raise NotFound("Workspace not found.")
-    return json(r.WorkspaceOne(workspace_resource(found, found.role)), status=status)
+    return json(r.WorkspaceOne(workspace_resource(found)), status=status)
 
 
 async def password_values(request, form: dict, visibility: str | None, had_password: bool = False) -> str | None:
@@ -86,7 +87,7 @@ async def list_workspaces(request):
     viewer = request.ctx.user
     mine = (Workspace.select(Workspace, _member_counts(), Membership.role.alias("role")).join(Membership)
             .where(Membership.user == viewer.id).order_by(Workspace.created_at.desc(), Workspace.id.desc()).objects())
-    items, meta, links = paginate(request, mine, lambda w: workspace_resource(w, w.role))
+    items, meta, links = paginate(request, mine, workspace_resource)
     return json(r.WorkspaceList(items, meta, links))
 
 
