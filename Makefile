@@ -14,6 +14,7 @@ test: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(PY) bench/write_path.py
 	$(PY) bench/rosetta_chat.py
+	$(PY) bench/translation.py
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)

@@ -100,11 +100,17 @@ def serve(settings: config.Settings) -> None:
 
 
 def worker(settings: config.Settings, queues: list[str] | None) -> None:
-    """Run Dramatiq worker processes for the given queues (all by default)."""
+    """Run Dramatiq worker processes for the given queues; by default one group of processes for each
+    of `[workers] groups`, so that calls to slow outside services (translation engines, push gateways)
+    never hold the threads the write path needs."""
     import dramatiq.cli
 
     _require_redis(settings)
     migrate(settings)
+    groups = [group.split(",") for group in settings.workers.groups.split(";") if group.strip()]
+    if not queues and len(groups) > 1:
+        sys.exit(_supervise([subprocess.Popen([sys.executable, str(config.ROOT / "app.py"), "worker", "-Q",
+                                               *[queue.strip() for queue in group]]) for group in groups]))
     # Read by dramatiq.worker at import: the longest an idle consumer waits before polling again.
     os.environ["dramatiq_worker_timeout"] = str(settings.workers.idle_timeout_ms)
     args = ["actors", "--processes", str(settings.workers.processes), "--threads", str(settings.workers.threads),
@@ -123,7 +129,7 @@ def scheduler(settings: config.Settings) -> None:
 
 def dev(settings: config.Settings) -> None:
     """Everything on one machine: embedded Redis (unless [redis] url says otherwise), SQLite by
-    default, one worker process for all queues, the scheduler and one HTTP worker."""
+    default, one worker process for each group of queues, the scheduler and one HTTP worker."""
     import embedded
 
     redis_server = embedded.start_redis(settings) if settings.redis.url == "embedded" else None
@@ -133,6 +139,16 @@ def dev(settings: config.Settings) -> None:
         subprocess.Popen([sys.executable, str(config.ROOT / "app.py"), role], env=env)
         for role in ("worker", "scheduler", "serve")
     ]
+    logger.info("Sector is up on http://%s:%d (data in %s). Ctrl-C stops it.",
+                settings.http.host, settings.http.port, settings.data_dir)
+    status = _supervise(children)
+    if redis_server is not None:
+        embedded.stop_redis(redis_server)
+    sys.exit(1 if status else 0)
+
+
+def _supervise(children: list[subprocess.Popen]) -> int:
+    """Run until SIGINT/SIGTERM or until a child exits, then stop the others; the exited child's status."""
     stopping = False
 
     def stop(signum, frame):
@@ -141,13 +157,12 @@ def dev(settings: config.Settings) -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    logger.info("Sector is up on http://%s:%d (data in %s). Ctrl-C stops it.",
-                settings.http.host, settings.http.port, settings.data_dir)
     status = 0
     while not stopping:
-        if any(child.poll() is not None for child in children):
-            logger.error("A Sector process exited; stopping the rest.")
-            status = 1
+        exited = next((child for child in children if child.poll() is not None), None)
+        if exited is not None:
+            logger.error("A Sector process exited with status %d; stopping the rest.", exited.returncode)
+            status = exited.returncode if exited.returncode > 0 else 1
             break
         time.sleep(0.2)
     for child in children:
@@ -158,9 +173,7 @@ def dev(settings: config.Settings) -> None:
             child.wait(timeout=15)
         except subprocess.TimeoutExpired:
             child.kill()
-    if redis_server is not None:
-        embedded.stop_redis(redis_server)
-    sys.exit(status)
+    return status
 
 
 def tokens(settings: config.Settings, args) -> None:

@@ -47,6 +47,7 @@ class Writes(msgspec.Struct, frozen=True):
 class Workers(msgspec.Struct, frozen=True):
     processes: int
     threads: int
+    groups: str
     idle_timeout_ms: int
     heartbeat_timeout_ms: int
     maintenance_chance: int
@@ -140,6 +141,26 @@ class Mail(msgspec.Struct, frozen=True):
     smtp_timeout_s: int
 
 
+class Translation(msgspec.Struct, frozen=True):
+    provider: Literal["none", "libretranslate", "deepl", "openai"]
+    libretranslate_url: str
+    libretranslate_api_key: str
+    deepl_url: str
+    deepl_key: str
+    openai_url: str
+    openai_model: str
+    openai_key: str
+    detect: Literal["local", "engine"]
+    detect_languages: str
+    concurrency: int
+    rate_per_s: float
+    timeout_s: float
+    max_retries: int
+    max_chars: int
+    cache_ttl_s: int
+    stuck_after_s: int
+
+
 class Logging(msgspec.Struct, frozen=True):
     level: str
 
@@ -158,6 +179,7 @@ class Settings(msgspec.Struct, frozen=True):
     scheduler: Scheduler
     security: Security
     mail: Mail
+    translation: Translation
     logging: Logging
 
     @property

@@ -191,8 +191,11 @@ class Message(BaseModel):
     type = CharField(default="text")  # text | system
     author_kind = CharField(default="user")  # user | webhook | automation | guest
     body = TextField()
-    language = CharField(null=True)
-    translation_status = CharField(default="pending")  # pending | skipped | ...
+    language = CharField(null=True)  # detected by the translation worker
+    # pending | completed | partial (some languages failed) | failed | skipped
+    translation_status = CharField(default="pending")
+    translation_error = TextField(null=True)  # what failed, for partial and failed
+    version = IntegerField(default=1)  # bumped by each edit of the body; translations are of one version
     reply_count = IntegerField(default=0)  # live replies in its thread
     pinned = BooleanField(default=False)
     created_at = DateTimeField()
@@ -202,6 +205,26 @@ class Message(BaseModel):
     class Meta:
         # (channel, id): ids are time-ordered, so this pages a channel newest first without gaps.
         indexes = ((("channel", "created_at"), False), (("channel", "id"), False), (("parent", "id"), False))
+
+
+# The translation sweep's look-up of messages left pending; few are, so the index stays small.
+Message.add_index(Message.index(Message.created_at, name="message_pending")
+                  .where(Message.translation_status == "pending"))
+
+
+class Translation(BaseModel):
+    """A message's body in one reader language, for one version of the body; `engine` made it."""
+
+    id = AutoField()
+    message = ForeignKeyField(Message, backref="translations", on_delete="CASCADE")
+    language = CharField()
+    version = IntegerField()
+    body = TextField()
+    engine = CharField()
+    created_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("message", "language", "version"), True),)
 
 
 class Invite(BaseModel):
@@ -247,12 +270,17 @@ class AppliedCommand(BaseModel):
     applied_at = DateTimeField(index=True)
 
 
+#: A value no caller passes, for each kind of parameter a Prepared query takes.
+_STAND_IN = {uuid.UUID: uuid.uuid4, int: lambda: -(uuid.uuid4().int >> 80),
+             str: lambda: f"stand-in-{uuid.uuid4().hex}"}
+
+
 class Prepared:
     """A SELECT that peewee builds once per process; each call only binds fresh values.
 
     Building a query's SQL costs peewee ~0.4-1 ms here, against ~15 us for SQLite to run it, so
     the reads every request makes (token, membership) are prepared. `build` receives one stand-in
-    per keyword of `kinds` (uuid.UUID or int) and returns the query; calls pass the real values.
+    per keyword of `kinds` (uuid.UUID, int or str) and returns the query; calls pass the real values.
     """
 
     def __init__(self, build, **kinds):
@@ -261,9 +289,7 @@ class Prepared:
         self._compiled = None
 
     def _compile(self):
-        stand_ins = {
-            name: uuid.uuid4() if kind is uuid.UUID else -(uuid.uuid4().int >> 80) for name, kind in self.kinds.items()
-        }
+        stand_ins = {name: _STAND_IN[kind]() for name, kind in self.kinds.items()}
         query = self.build(**stand_ins)
         sql, params = query.sql()
         wire = {(v.hex if isinstance(v, uuid.UUID) else v): name for name, v in stand_ins.items()}
@@ -325,8 +351,8 @@ class Prepared:
         return rows[0] if rows else None
 
 
-TABLES = [User, Token, SocialAccount, Workspace, Membership, Channel, ChannelMember, Message, Invite, Webhook,
-          AppliedCommand, Outbox]
+TABLES = [User, Token, SocialAccount, Workspace, Membership, Channel, ChannelMember, Message, Translation, Invite,
+          Webhook, AppliedCommand, Outbox]
 
 
 def is_postgres() -> bool:

@@ -22,7 +22,8 @@ class DatabaseSetup(Middleware):
         logger.debug("Worker process bound to database %r.", settings().database.url)
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        if isinstance(exception, models.CONNECTION_ERRORS):
+        # SQLite's "database is locked" is an OperationalError too, but the connection is fine.
+        if isinstance(exception, models.CONNECTION_ERRORS) and "locked" not in str(exception):
             logger.warning("Database connection lost in %s; reconnecting for the retry.", message.actor_name)
             models.drop_connection()
 
@@ -39,3 +40,13 @@ _sqlite_writer = threading.Lock()
 def one_writer():
     """Hold this around every write transaction of a worker thread (a no-op on PostgreSQL)."""
     return contextlib.nullcontext() if models.is_postgres() else _sqlite_writer
+
+
+@contextlib.contextmanager
+def read_then_write():
+    """one_writer() and a transaction for work that reads before it writes. On SQLite it takes the
+    write lock at BEGIN (IMMEDIATE): a deferred transaction that read first fails at once when another
+    process commits before its first write (SQLITE_BUSY_SNAPSHOT), while a lock taken at BEGIN waits
+    out busy_timeout like any other."""
+    with one_writer(), (models.db.atomic() if models.is_postgres() else models.db.atomic("IMMEDIATE")):
+        yield

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import uuid
 
-from peewee import JOIN
+from peewee import JOIN, fn
 
 from domain.errors import Forbidden, NotFound
-from models import Channel, ChannelMember, Membership, Prepared, Workspace
+from domain.languages import canonical
+from models import Channel, ChannelMember, Membership, Prepared, User, Workspace
 
 RANK = {"member": 1, "admin": 2, "owner": 3}
 NOT_A_MEMBER = "You are not a member of this workspace."
@@ -56,11 +57,12 @@ def member_workspace(*, viewer_id: int, workspace_id: uuid.UUID, role: str = "me
     return found
 
 
-# The read every message request makes: the channel, the viewer's role in its workspace, and
-# whether the viewer has entered it (channel members of a private or password channel).
+# The read every message request makes: the channel, the viewer's role and language in its workspace,
+# and whether the viewer has entered it (channel members of a private or password channel).
 _channel = Prepared(
     lambda workspace_id, channel_id, viewer_id: Channel.select(
-        Channel, Membership.role.alias("role"), ChannelMember.id.alias("entered"))
+        Channel, Membership.role.alias("role"), Membership.preferred_language.alias("member_language"),
+        ChannelMember.id.alias("entered"))
     .join(Membership, on=(Membership.workspace == Channel.workspace) & (Membership.user == viewer_id))
     .join(ChannelMember, JOIN.LEFT_OUTER, src=Channel,
           on=(ChannelMember.channel == Channel.id) & (ChannelMember.user == viewer_id))
@@ -80,7 +82,7 @@ def may_see(channel: Channel, role: str, entered: bool) -> bool:
 
 def channel(*, viewer_id: int, workspace_id: uuid.UUID, channel_id: uuid.UUID, enter: bool = True) -> Channel:
     """A channel of the workspace the viewer may see (`enter`: may also read and post in); `.role` is the
-    viewer's role in the workspace."""
+    viewer's role in the workspace, `.member_language` their language there (None: their own)."""
     found = _channel.first(workspace_id=workspace_id, channel_id=channel_id, viewer_id=viewer_id)
     if found is None:
         member_workspace(viewer_id=viewer_id, workspace_id=workspace_id)
@@ -132,3 +134,19 @@ def membership(*, workspace_id: uuid.UUID, user_id: int) -> Membership:
     if found is None:
         raise NotFound("Member not found.")
     return found
+
+
+def reader_languages(channel: Channel) -> set[str]:
+    """The languages the readers of a channel read in (canonical tags): in a workspace, each reader's
+    language there (the member's own for the workspace, else the user's); in a direct conversation,
+    the two participants'."""
+    if channel.kind == "direct":
+        query = (User.select(User.preferred_language).join(ChannelMember, on=ChannelMember.user == User.id)
+                 .where(ChannelMember.channel == channel.id))
+    else:
+        query = (Membership.select(fn.COALESCE(Membership.preferred_language, User.preferred_language))
+                 .join(User).where(Membership.workspace == channel.workspace_id))
+        if channel.visibility != "public":
+            entered = ChannelMember.select(ChannelMember.user).where(ChannelMember.channel == channel.id)
+            query = query.where(Membership.role.in_(("owner", "admin")) | Membership.user.in_(entered))
+    return {canonical(language) for (language,) in query.distinct().tuples() if language}

@@ -7,12 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from peewee import IntegrityError
+from peewee import Case, IntegrityError
 
 from domain import commands as c
 from domain.commands import Command
 from domain.writes import BULK, after_commit, apply, create, update
-from models import Channel, ChannelMember, Message, db
+from models import Channel, ChannelMember, Message, Translation, db
 
 
 class OpenDirectConversation(Command):
@@ -67,11 +67,18 @@ BULK[c.PostMessage] = _post_messages
 
 @apply.register
 def _(cmd: c.UpdateMessage) -> None:
-    values = {"body": cmd.body, "pinned": cmd.pinned, "edited_at": cmd.at if cmd.body is not None else None}
+    values = {"body": cmd.body, "pinned": cmd.pinned}
     if cmd.body is None and cmd.pinned is None:
         return
+    if cmd.body is not None:
+        # A new version of the body: its translations are made afresh, and a late one of the old
+        # version is refused by the translation worker (it stores only the current version's).
+        values |= {"edited_at": cmd.at, "version": Message.version + 1,
+                   "translation_status": Case(None, [(Message.translation_status == "skipped", "skipped")], "pending")}
     live = (Message.id == cmd.message_id) & Message.deleted_at.is_null()
     update(Message, live, values, "Message not found.")
+    if cmd.body is not None:
+        Translation.delete().where(Translation.message == cmd.message_id).execute()
     after_commit("message_edited", message_id=str(cmd.message_id))
 
 
@@ -80,8 +87,9 @@ def _(cmd: c.DeleteMessage) -> None:
     message = Message.get_or_none((Message.id == cmd.message_id) & Message.deleted_at.is_null())
     if message is None:
         return
-    # Kept as a tombstone (threads and translations refer to it); the text is gone.
+    # Kept as a tombstone (threads refer to it); the text is gone, in every language.
     Message.update(deleted_at=cmd.at, body="", pinned=False).where(Message.id == cmd.message_id).execute()
+    Translation.delete().where(Translation.message == cmd.message_id).execute()
     _count_replies([message.parent_id] if message.parent_id else [], -1)
     after_commit("message_deleted", message_id=str(cmd.message_id))
 

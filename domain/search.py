@@ -2,7 +2,8 @@
 
 Filters combine with AND; within a list filter (ids, members, channels, authors) any value
 matches, except `members`, where a group must have every listed account. Name and body
-filters are case-insensitive substrings; `since`/`until` bound created_at inclusively.
+filters are case-insensitive substrings (a message's body in any language it was translated
+into matches too); `since`/`until` bound created_at inclusively.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from peewee import SQL, NodeList, Tuple, fn
 
 from domain.chat_access import channels_open_to
 from domain.errors import Invalid
-from models import Channel, Membership, Message, User, Workspace, folded, fold_text
+from models import Channel, Membership, Message, Translation, User, Workspace, folded, fold_text
 
 
 class Page:
@@ -130,7 +131,12 @@ def messages(*, viewer: User, ids=None, channels=None, authors=None, body=None, 
     if authors is not None:
         query = query.where(User.uid.in_(authors))
     if body:
-        query = query.where(_contains(Message.body, body))
+        # Also in any language a message was translated into: a reader finds it in their own.
+        translated = Message.alias()
+        current = (Translation.select(Translation.message)
+                   .join(translated, on=translated.id == Translation.message)
+                   .where((Translation.version == translated.version) & _contains(Translation.body, body)))
+        query = query.where(_contains(Message.body, body) | Message.id.in_(current))
     if pinned is not None:
         query = query.where(Message.pinned == pinned)
     query = _between(query, Message.created_at, since, until)

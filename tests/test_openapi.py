@@ -192,5 +192,5 @@ def test_the_served_document_is_valid_and_only_the_open_endpoints_skip_the_beare
     scheme = document["components"]["securitySchemes"]["bearerAuth"]
     assert (scheme["type"], scheme["scheme"], document["security"]) == ("http", "bearer", [{"bearerAuth": []}])
     open_paths = {path for path, ops in document["paths"].items() for op in ops.values() if op.get("security") == []}
-    assert open_paths == {"/v1/api/", "/v1/api/health", "/v1/swagger.json", "/v1/api/account/", "/v1/api/challenge",
-                          "/v1/api/login"}
+    assert open_paths == {"/v1/api/", "/v1/api/health", "/v1/api/health/details", "/v1/swagger.json",
+                          "/v1/api/account/", "/v1/api/challenge", "/v1/api/login"}

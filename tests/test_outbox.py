@@ -66,8 +66,10 @@ class Crash:
                                 SECTOR_LOGGING_LEVEL="INFO")
         # Dramatiq's parent waits for its child's "booted" event before it watches the child; a
         # child that takes a waiting message and dies before that event leaves the parent waiting
-        # for --worker-fork-timeout (30 s). The child logs this line once the event is set.
-        assert wait_for(lambda: self.log_lines("Worker process is ready for action."), timeout=30)
+        # for --worker-fork-timeout (30 s). The child logs this line once the event is set: one
+        # child a group of queues (`[workers] groups`).
+        groups = len(self.stack.settings.workers.groups.split(";"))
+        assert wait_for(lambda: len(self.log_lines("Worker process is ready for action.")) >= groups, timeout=30)
 
     def wait_for_crash(self, committed) -> None:
         """Wait until the crashing worker is gone, its commit (`committed()`) in the database.

@@ -15,8 +15,8 @@ from tests.api import Account, unique
 from tests.rosetta import AppUser, Browser
 from tests.stack import wait_for
 
-MESSAGE_FIELDS = {"id", "author", "type", "original_content", "language", "translation_status", "display_content",
-                  "display_source", "parent_message_id", "reply_count", "created_at", "edited_at"}
+MESSAGE_FIELDS = {"id", "author", "type", "original_content", "language", "translation_status", "translation_error",
+                  "display_content", "display_source", "parent_message_id", "reply_count", "created_at", "edited_at"}
 
 
 def as_uuid(ulid: str) -> uuid.UUID:
@@ -67,7 +67,10 @@ def test_a_member_posts_a_text_message_and_gets_it_back_as_stored(team):
             message["reply_count"], message["edited_at"]) == (
         "text", "Hello, team!", None, "pending", "Hello, team!", "original", None, 0, None)
     assert message["created_at"].endswith("Z")
-    assert team.member.api.get(one_path(team.ws, team.general, message["id"])).json()["data"] == message
+    # The session stack translates with provider "none": the worker marks the message skipped.
+    read = team.member.api.get(one_path(team.ws, team.general, message["id"])).json()["data"]
+    assert read["translation_status"] in ("pending", "skipped")
+    assert {**read, "translation_status": "pending"} == message
 
 
 def test_skip_translation_marks_the_message_skipped(team):

@@ -36,10 +36,15 @@ _MESSAGES = _W + "/channels/{channel_id}/messages"
 _ADMINS = "Owners and admins only (403 for other members)."
 _ROLES = ("Roles: `owner`, `admin`, `member`. Admins manage members; only an owner makes or unmakes owners or "
           "removes one; a member may set their own `preferred_language` (sending their current role) and leave. ")
+_TRANSLATION = ("Each message is translated into the languages of its readers (a member's `preferred_language` "
+                "for the workspace, else the user's): `translation_status` is `pending` until then, `completed`, "
+                "`partial` or `failed` after (`translation_error` says which languages failed and why; their "
+                "readers see the original), `skipped` with `skip_translation` or when the deployment translates "
+                "nothing. `language` is the detected source language. `display_content` is in the reader's "
+                "language when a translation exists (`display_source` `translated`), else the original "
+                "(`original`); `original_content` is always what the author wrote. An edit translates afresh.")
 _MESSAGE_RULES = ("`content` (at most the deployment's limit, 4,000 characters by default) is required; files "
-                  "cannot be attached yet, so any `attachment_ids` is a 422. Until translation runs, "
-                  "`translation_status` is `pending` (`skipped` with `skip_translation`) and every reader sees the "
-                  "original.")
+                  "cannot be attached yet, so any `attachment_ids` is a 422. " + _TRANSLATION)
 _PAGED = "A page of them (Laravel's paginator: `data`, `meta`, `links`)."
 _CURSOR = ("Laravel's cursor paginator: `links.next` (and `meta.next_cursor`) go on in the list's order, "
            "`links.prev` back. Ids are time-ordered, so paging never repeats or skips a message while others post.")
@@ -113,7 +118,8 @@ ROUTES = [
      {"user": True, "write": "update", "also": {200: ("Already a member.", "MemberOne"),
                                                  404: "`This invite link is not valid.`"}}),
     ("get", _MESSAGES, "listChannelMessages", "Messages", "List channel messages",
-     (200, "Top-level messages newest first, or one thread oldest first. " + _CURSOR, "MessageList"),
+     (200, "Top-level messages newest first, or one thread oldest first, in the reader's language. " + _CURSOR,
+      "MessageList"),
      {"user": True, "query": "messages"}),
     ("post", _MESSAGES, "postChannelMessage", "Messages", "Post a channel message",
      (201, "Posted. " + _MESSAGE_RULES, "MessageOne"),
@@ -145,7 +151,8 @@ ROUTES = [
      {"user": True, "throttle": True, "body": ("RecipientForm", "The address."),
       "also": {404: "No such user (the answer takes as long either way)."}}),
     ("get", API + "/direct-conversations/{conversation_id}/messages", "listDirectMessages", "Direct Chat",
-     "List direct messages", (200, "Newest first; reading moves the caller's read mark. " + _CURSOR, "MessageList"),
+     "List direct messages", (200, "Newest first, in the reader's language; reading moves the caller's read mark. "
+                              + _CURSOR, "MessageList"),
      {"user": True, "query": "messages"}),
     ("post", API + "/direct-conversations/{conversation_id}/messages", "postDirectMessage", "Direct Chat",
      "Send a direct message", (201, "Sent. " + _MESSAGE_RULES, "MessageOne"),

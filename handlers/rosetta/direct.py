@@ -14,6 +14,7 @@ from sanic import Blueprint
 
 from domain import chat_access as access
 from domain import commands as c
+from domain import languages
 from domain.errors import DomainError, Invalid, NotFound
 from domain.messages import MarkRead, OpenDirectConversation, pair_key
 from handlers.bodies import json, path_ulid
@@ -26,7 +27,7 @@ from handlers.rosetta.paging import paginate
 from handlers.rosetta.resources import author_name
 from handlers.rosetta.schemas import stamp
 from handlers.writing import write
-from models import Channel, ChannelMember, Message, User, new_id, ulid_of, utcnow
+from models import Channel, ChannelMember, Message, Translation, User, new_id, ulid_of, utcnow
 
 bp = Blueprint("rosetta_direct", strict_slashes=False)
 
@@ -58,27 +59,32 @@ def _conversations(viewer_id: int):
             .where(Channel.kind == "direct").objects())
 
 
-def _render(conversations: list, viewer_id: int) -> list[r.Conversation]:
-    """Conversations with their other participant, last message and unread count, in a few queries."""
+def _render(conversations: list, viewer: User) -> list[r.Conversation]:
+    """Conversations with their other participant, last message (in the viewer's language) and unread
+    count, in a few queries."""
     if not conversations:
         return []
+    viewer_id = viewer.id
     others = {u.id: u for u in User.select().where(User.id.in_([conv.other_id for conv in conversations]))}
     newest_ids = [uuid.UUID(str(conv.newest_id)) for conv in conversations if conv.newest_id]
-    last = {m.channel_id: m for m in Message.select(Message, author_name()).join(User)
-            .where(Message.id.in_(newest_ids)).objects()} if newest_ids else {}
+    last = {m.channel_id: m for m in r.with_translation(
+        Message.select(Message, author_name(), Translation.body.alias("translated")).join(User),
+        languages.canonical(viewer.preferred_language)).where(Message.id.in_(newest_ids)).objects()} \
+        if newest_ids else {}
     unread = {}
     for conv in conversations:
         counted = Message.select().where((Message.channel == conv.id) & (Message.author != viewer_id)
                                          & Message.deleted_at.is_null())
         unread[conv.id] = (counted.where(Message.id > conv.last_read) if conv.last_read else counted).count()
     return [r.Conversation(ulid_of(conv.id), _participant(others[conv.other_id]),
-                           r.message(last[conv.id], last[conv.id].author_name) if conv.id in last else None,
+                           r.message(last[conv.id], last[conv.id].author_name, last[conv.id].translated)
+                           if conv.id in last else None,
                            unread[conv.id], stamp(conv.created_at)) for conv in conversations]
 
 
-def _one(viewer_id: int, conversation_id: uuid.UUID, status: int):
-    conversation = _conversations(viewer_id).where(Channel.id == conversation_id).first()
-    return json(r.ConversationOne(_render([conversation], viewer_id)[0]), status=status)
+def _one(viewer: User, conversation_id: uuid.UUID, status: int):
+    conversation = _conversations(viewer.id).where(Channel.id == conversation_id).first()
+    return json(r.ConversationOne(_render([conversation], viewer)[0]), status=status)
 
 
 @bp.get("/direct-conversations")
@@ -88,7 +94,7 @@ async def list_conversations(request):
     # Most recent activity first: the newest message, else the opening (both ids are time-ordered).
     rows = _conversations(viewer.id).order_by(fn.COALESCE(_newest(), Channel.id).desc())
     items, meta, links = paginate(request, rows, lambda conv: conv)
-    return json(r.ConversationList(_render(items, viewer.id), meta, links))
+    return json(r.ConversationList(_render(items, viewer), meta, links))
 
 
 @bp.post("/direct-conversations")
@@ -104,11 +110,11 @@ async def open_conversation(request):
         raise Invalid(text, {"participant_user_id": [text]})
     existing = Channel.get_or_none(Channel.pair_key == pair_key(viewer.id, other.id))
     if existing is not None:
-        return _one(viewer.id, existing.id, 200)
+        return _one(viewer, existing.id, 200)
     command = OpenDirectConversation(command_id=c.new_command_id(), channel_id=new_id(),
                                      user_ids=[viewer.id, other.id], at=utcnow())
     return await write(request, command, render=lambda: _one(
-        viewer.id, Channel.get(Channel.pair_key == pair_key(viewer.id, other.id)).id, 201))
+        viewer, Channel.get(Channel.pair_key == pair_key(viewer.id, other.id)).id, 201))
 
 
 @bp.post("/direct-recipients/resolve")
@@ -135,7 +141,7 @@ def _conversation(request, conversation_id: str) -> Channel:
 @signed_in
 async def list_direct_messages(request, conversation_id):
     conversation = _conversation(request, conversation_id)
-    listing, newest = messages.page(request, conversation.id)
+    listing, newest = messages.page(request, conversation.id, languages.canonical(request.ctx.user.preferred_language))
     if newest is not None and (conversation.last_read is None or newest > conversation.last_read):
         await _mark_read(request, conversation.id, newest)
     return json(listing)
@@ -158,4 +164,5 @@ async def post_direct_message(request, conversation_id):
     viewer = request.ctx.user
     fields = messages.message_form(body(request), messages.DIRECT_MESSAGE)
     return await messages.post(request, conversation.id, viewer.id, viewer.name, "user", fields,
-                               f"/api/v1/direct-conversations/{ulid_of(conversation.id)}/messages")
+                               f"/api/v1/direct-conversations/{ulid_of(conversation.id)}/messages",
+                               languages.canonical(viewer.preferred_language))

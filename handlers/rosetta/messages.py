@@ -18,6 +18,7 @@ from sanic.response import empty
 from config import settings
 from domain import chat_access as access
 from domain import commands as c
+from domain import languages
 from domain.errors import Forbidden, Invalid, NotFound
 from handlers.bodies import json, path_ulid
 from handlers.rosetta import resources as r
@@ -25,7 +26,7 @@ from handlers.rosetta.forms import Field, body, query, validate
 from handlers.rosetta.guard import signed_in
 from handlers.rosetta.schemas import stamp
 from handlers.writing import claim_ids, write
-from models import Message, Prepared, User, ulid_of, utcnow
+from models import Message, Prepared, Translation, User, ulid_of, utcnow
 
 bp = Blueprint("rosetta_messages", strict_slashes=False)
 
@@ -92,8 +93,8 @@ def _check_parent(channel_id: uuid.UUID, parent_id: uuid.UUID | None) -> None:
 
 
 async def post(request, channel_id: uuid.UUID, author_id: int, author_name: str | None, author_kind: str,
-               fields: dict, location: str):
-    """Send the new message through the write path; answer 201 with it as stored."""
+               fields: dict, location: str, language: str = ""):
+    """Send the new message through the write path; answer 201 with it as stored (`language`: the reader's)."""
     _check_parent(channel_id, fields.get("parent_message_id"))
     ids = await claim_ids(request, f"user:{author_id}", "id")
     message_id = uuid.UUID(ids["id"])
@@ -102,41 +103,55 @@ async def post(request, channel_id: uuid.UUID, author_id: int, author_name: str 
                             parent_id=fields.get("parent_message_id"), author_kind=author_kind,
                             translation_status="skipped" if fields.get("skip_translation") else "pending")
     stored = r.Message(ulid_of(message_id), r.Author(author_id, author_name, author_kind), "text", command.body,
-                       None, command.translation_status, command.body, "original",
+                       None, command.translation_status, None, command.body, "original",
                        ulid_of(command.parent_id) if command.parent_id else None, 0, stamp(command.at), None)
     return await write(request, command, location=f"{location}/{ulid_of(message_id)}",
-                       render=lambda: one(channel_id, message_id, status=201),
+                       render=lambda: one(channel_id, message_id, language, status=201),
                        render_applied=lambda: json(r.MessageOne(stored), status=201))
 
 
-_one = Prepared(lambda channel_id, message_id: Message.select(Message, r.author_name()).join(User)
-                .where((Message.id == message_id) & (Message.channel == channel_id) & Message.deleted_at.is_null())
-                .objects(), channel_id=uuid.UUID, message_id=uuid.UUID)
+_live = Prepared(lambda channel_id, message_id: Message.select().where(
+    (Message.id == message_id) & (Message.channel == channel_id) & Message.deleted_at.is_null()),
+    channel_id=uuid.UUID, message_id=uuid.UUID)
 
 
 def live_message(channel_id: uuid.UUID, message_id: uuid.UUID) -> Message:
-    found = _one.first(channel_id=channel_id, message_id=message_id)
+    found = _live.first(channel_id=channel_id, message_id=message_id)
     if found is None:
         raise NotFound("Message not found.")
     return found
 
 
-def one(channel_id: uuid.UUID, message_id: uuid.UUID, status: int = 200):
-    found = live_message(channel_id, message_id)
-    return json(r.MessageOne(r.message(found, found.author_name)), status=status)
+def _columns():
+    return Message.select(*r.MESSAGE_COLUMNS, r.author_name(), Translation.body).join(User)
+
+
+_one = Prepared(lambda channel_id, message_id, language: r.with_translation(_columns(), language).where(
+    (Message.id == message_id) & (Message.channel == channel_id) & Message.deleted_at.is_null()),
+    channel_id=uuid.UUID, message_id=uuid.UUID, language=str)
+
+
+def one(channel_id: uuid.UUID, message_id: uuid.UUID, language: str, status: int = 200):
+    """The message as a reader of `language` sees it ("": the original)."""
+    rows = _one.raw(channel_id=channel_id, message_id=message_id, language=language)
+    if not rows:
+        raise NotFound("Message not found.")
+    return json(r.MessageOne(r.message_of_row(rows[0])), status=status)
 
 
 def _window(newest_first: bool, thread: bool):
-    """The prepared read of one page: live messages past a cursor id, in one direction."""
-    def build(channel_id, parent_id, cursor, limit):
-        query = Message.select(*r.MESSAGE_COLUMNS, r.author_name()).join(User).where(
+    """The prepared read of one page: live messages past a cursor id, in one direction, in a reader's language."""
+    def build(channel_id, parent_id, cursor, limit, language):
+        query = r.with_translation(_columns(), language).where(
             (Message.channel == channel_id) & Message.deleted_at.is_null()
             & ((Message.parent == parent_id) if thread else Message.parent.is_null())
             & ((Message.id < cursor) if newest_first else (Message.id > cursor)))
         return query.order_by(Message.id.desc() if newest_first else Message.id).limit(limit)
-    kinds = {"channel_id": uuid.UUID, "cursor": uuid.UUID, "limit": int} | ({"parent_id": uuid.UUID} if thread else {})
-    return Prepared(build if thread else (lambda channel_id, cursor, limit: build(channel_id, None, cursor, limit)),
-                    **kinds)
+    kinds = {"channel_id": uuid.UUID, "cursor": uuid.UUID, "limit": int, "language": str}
+    if not thread:
+        return Prepared(lambda channel_id, cursor, limit, language: build(channel_id, None, cursor, limit, language),
+                        **kinds)
+    return Prepared(build, parent_id=uuid.UUID, **kinds)
 
 
 _WINDOWS = {(newest_first, thread): _window(newest_first, thread) for newest_first in (True, False)
@@ -144,8 +159,9 @@ _WINDOWS = {(newest_first, thread): _window(newest_first, thread) for newest_fir
 _LOWEST, _HIGHEST = uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)
 
 
-def page(request, channel_id: uuid.UUID) -> tuple[r.MessageList, uuid.UUID | None]:
-    """One page of the channel (newest first) or of a thread (oldest first); also the newest id on it."""
+def page(request, channel_id: uuid.UUID, language: str) -> tuple[r.MessageList, uuid.UUID | None]:
+    """One page of the channel (newest first) or of a thread (oldest first) as a reader of `language` sees it;
+    also the newest id on it."""
     form = validate(query(request), LIST)
     per_page = form.get("per_page", 50)
     thread = _ulid(form["parent_message_id"]) if form.get("parent_message_id") else None
@@ -155,7 +171,7 @@ def page(request, channel_id: uuid.UUID) -> tuple[r.MessageList, uuid.UUID | Non
     key = back_key if back else forward_key
     cursor = _ulid(form[key]) if form.get(key) else None
     newest_first = (thread is None) != back
-    args = {"channel_id": channel_id, "limit": per_page + 1,
+    args = {"channel_id": channel_id, "limit": per_page + 1, "language": language,
             "cursor": cursor or (_HIGHEST if newest_first else _LOWEST)} | ({"parent_id": thread} if thread else {})
     rows = _WINDOWS[(newest_first, thread is not None)].raw(**args)
     more = len(rows) > per_page
@@ -178,13 +194,13 @@ def page(request, channel_id: uuid.UUID) -> tuple[r.MessageList, uuid.UUID | Non
     return listing, uuid.UUID(str(max(row[0] for row in rows))) if rows else None
 
 
-async def edit(request, channel_id: uuid.UUID, message_id: uuid.UUID, viewer_id: int):
+async def edit(request, channel_id: uuid.UUID, message_id: uuid.UUID, viewer_id: int, language: str):
     found = live_message(channel_id, message_id)
     form = validate(body(request), EDIT)
     if found.author_id != viewer_id:
         raise Forbidden("Only the author may edit a message.")
     command = c.UpdateMessage(command_id=c.new_command_id(), message_id=message_id, body=form["content"], at=utcnow())
-    return await write(request, command, render=lambda: one(channel_id, message_id))
+    return await write(request, command, render=lambda: one(channel_id, message_id, language))
 
 
 async def delete(request, channel_id: uuid.UUID, message_id: uuid.UUID, may_delete_any: bool, viewer_id: int):
@@ -200,6 +216,11 @@ def _channel(request, workspace_id: str, channel_id: str):
                           channel_id=path_ulid(channel_id, "Channel not found."))
 
 
+def reader_language(channel, viewer: User) -> str:
+    """The language the viewer reads a channel in: theirs for its workspace, else their own."""
+    return languages.canonical(channel.member_language or viewer.preferred_language)
+
+
 def _location(channel) -> str:
     return f"/api/v1/workspaces/{ulid_of(channel.workspace_id)}/channels/{ulid_of(channel.id)}/messages"
 
@@ -207,7 +228,8 @@ def _location(channel) -> str:
 @bp.get("/workspaces/<workspace_id:str>/channels/<channel_id:str>/messages")
 @signed_in
 async def list_channel_messages(request, workspace_id, channel_id):
-    listing, _ = page(request, _channel(request, workspace_id, channel_id).id)
+    channel = _channel(request, workspace_id, channel_id)
+    listing, _ = page(request, channel.id, reader_language(channel, request.ctx.user))
     return json(listing)
 
 
@@ -217,20 +239,22 @@ async def post_channel_message(request, workspace_id, channel_id):
     channel = _channel(request, workspace_id, channel_id)
     viewer = request.ctx.user
     return await post(request, channel.id, viewer.id, viewer.name, "user", message_form(body(request)),
-                      _location(channel))
+                      _location(channel), reader_language(channel, viewer))
 
 
 @bp.get(_ONE)
 @signed_in
 async def get_channel_message(request, workspace_id, channel_id, message_id):
-    return one(_channel(request, workspace_id, channel_id).id, path_ulid(message_id, "Message not found."))
+    channel = _channel(request, workspace_id, channel_id)
+    return one(channel.id, path_ulid(message_id, "Message not found."), reader_language(channel, request.ctx.user))
 
 
 @bp.patch(_ONE)
 @signed_in
 async def edit_channel_message(request, workspace_id, channel_id, message_id):
     channel = _channel(request, workspace_id, channel_id)
-    return await edit(request, channel.id, path_ulid(message_id, "Message not found."), request.ctx.user.id)
+    return await edit(request, channel.id, path_ulid(message_id, "Message not found."), request.ctx.user.id,
+                      reader_language(channel, request.ctx.user))
 
 
 @bp.delete(_ONE)
@@ -251,4 +275,4 @@ async def post_automation_message(request, workspace_id, channel_id):
     channel = _channel(request, workspace_id, channel_id)
     viewer = request.ctx.user
     return await post(request, channel.id, viewer.id, viewer.name, "automation", message_form(body(request)),
-                      _location(channel))
+                      _location(channel), reader_language(channel, viewer))

@@ -11,10 +11,10 @@ import msgspec
 from msgspec import Struct
 
 from handlers.rosetta.schemas import PageLinks, PageMeta, Timestamp, stamp
-from peewee import fn
+from peewee import JOIN, fn
 
 from models import Message as MessageRow
-from models import User, ulid_of
+from models import Translation, User, ulid_of
 
 Visibility = Literal["public", "private", "password"]
 Role = Literal["owner", "admin", "member"]
@@ -93,10 +93,11 @@ class Message(Struct):
     author: Author
     type: Literal["text", "system"]
     original_content: str
-    language: str | None
-    translation_status: Literal["pending", "skipped"]
-    display_content: str
-    display_source: Literal["original"]
+    language: str | None  # detected when it was translated
+    translation_status: Literal["pending", "completed", "partial", "failed", "skipped"]
+    translation_error: str | None  # for partial and failed: which languages failed, and why
+    display_content: str  # in the reader's language when a translation exists
+    display_source: Literal["original", "translated"]
     parent_message_id: str | None
     reply_count: int
     created_at: Timestamp
@@ -136,24 +137,33 @@ def author_name():
 
 #: The columns of a message's row, in the order `message_of_row` reads them.
 MESSAGE_COLUMNS = (MessageRow.id, MessageRow.author, MessageRow.author_kind, MessageRow.type, MessageRow.body,
-                   MessageRow.language, MessageRow.translation_status, MessageRow.parent, MessageRow.reply_count,
-                   MessageRow.created_at, MessageRow.edited_at)
+                   MessageRow.language, MessageRow.translation_status, MessageRow.translation_error,
+                   MessageRow.parent, MessageRow.reply_count, MessageRow.created_at, MessageRow.edited_at)
+
+
+def with_translation(query, language: str):
+    """`query` of messages, joined to their current translation into `language` (the row's last column)."""
+    return query.switch(MessageRow).join(
+        Translation, JOIN.LEFT_OUTER, on=(Translation.message == MessageRow.id) & (Translation.language == language)
+        & (Translation.version == MessageRow.version))
 
 
 def message_of_row(row: tuple) -> Message:
-    """A message as its reader sees it, from MESSAGE_COLUMNS and the author's name, as the driver returns
-    them (ids as UUIDs or text); until translation comes, every reader sees the original."""
-    (message_id, author_id, author_kind, kind, body, language, status, parent_id, replies, created_at,
-     edited_at, name) = row
-    return Message(ulid_of(message_id), Author(author_id, name, author_kind), kind, body, language, status, body,
-                   "original", ulid_of(parent_id) if parent_id else None, replies, stamp(created_at),
-                   stamp(edited_at))
+    """A message as its reader sees it, from MESSAGE_COLUMNS, the author's name and the translation into the
+    reader's language (or None), as the driver returns them (ids as UUIDs or text)."""
+    (message_id, author_id, author_kind, kind, body, language, status, error, parent_id, replies, created_at,
+     edited_at, name, translated) = row
+    return Message(ulid_of(message_id), Author(author_id, name, author_kind), kind, body, language, status,
+                   error if status in ("partial", "failed") else None,
+                   body if translated is None else translated, "original" if translated is None else "translated",
+                   ulid_of(parent_id) if parent_id else None, replies, stamp(created_at), stamp(edited_at))
 
 
-def message(m, author_name: str | None) -> Message:
+def message(m, author_name: str | None, translated: str | None = None) -> Message:
     """A message model as its reader sees it."""
     return message_of_row((m.id, m.author_id, m.author_kind, m.type, m.body, m.language, m.translation_status,
-                           m.parent_id, m.reply_count, m.created_at, m.edited_at, author_name))
+                           m.translation_error, m.parent_id, m.reply_count, m.created_at, m.edited_at, author_name,
+                           translated))
 
 
 class Participant(Struct):

@@ -4,7 +4,7 @@ the author or the group owner deletes."""
 from sanic import Blueprint
 from sanic.response import empty
 
-from domain import access, search
+from domain import access, languages, search, translations
 from domain import commands as c
 from domain.errors import Forbidden, Invalid
 from handlers.auth import authenticated
@@ -24,9 +24,19 @@ def _ids(group_id, channel_id, message_id=None):
     return ids + (path_id(message_id, "messageId"),) if message_id is not None else ids
 
 
-def render_message(viewer, gid, cid, mid, status=200):
-    message = access.message_for_member(viewer=viewer, group_id=gid, channel_id=cid, message_id=mid)
-    return json(s.message(message, message.author.uid), status=status)
+def _shown(request, messages: list) -> list[s.Message]:
+    """The messages, each in the first language of the request's Accept-Language it can be read in (an
+    extension; without the header, exactly as the spec shows them)."""
+    wanted = languages.accepted(request.headers.get("accept-language"))
+    if not wanted:
+        return [s.message(m, m.author.uid) for m in messages]
+    chosen = translations.chosen(messages, wanted)
+    return [s.message_in_language(m, m.author.uid, chosen.get(m.id)) for m in messages]
+
+
+def render_message(request, gid, cid, mid, status=200):
+    message = access.message_for_member(viewer=request.ctx.user, group_id=gid, channel_id=cid, message_id=mid)
+    return json(_shown(request, [message])[0], status=status, headers={"Vary": "Accept-Language"})
 
 
 @bp.post("/group/<group_id:str>/channel/<channel_id:str>/message")
@@ -45,7 +55,7 @@ async def post_message(request, group_id, channel_id):
                             body=body.body, pinned=body.pinned, at=utcnow())
     stored = s.Message(viewer.uid, command.body, cid, s.utc(command.at), mid, command.pinned)
     return await write(request, command, location=f"/v1/api/group/{gid}/channel/{cid}/message/{mid}",
-                       render=lambda: render_message(viewer, gid, cid, mid, status=201),
+                       render=lambda: render_message(request, gid, cid, mid, status=201),
                        render_applied=lambda: json(stored, status=201))
 
 
@@ -56,13 +66,13 @@ async def search_messages(request):
     rows, cursor = search.messages(viewer=request.ctx.user, ids=body.id, channels=body.channel, authors=body.author,
                                    body=body.body, pinned=body.pinned, since=s.naive_utc(body.since),
                                    until=s.naive_utc(body.until), page=page_of(body))
-    return paged([s.message(m, m.author.uid) for m in rows], cursor)
+    return paged(_shown(request, rows), cursor)
 
 
 @bp.get(_ONE)
 @authenticated
 async def get_message(request, group_id, channel_id, message_id):
-    return render_message(request.ctx.user, *_ids(group_id, channel_id, message_id))
+    return render_message(request, *_ids(group_id, channel_id, message_id))
 
 
 @bp.put(_ONE)
@@ -78,7 +88,7 @@ async def update_message(request, group_id, channel_id, message_id):
                               at=utcnow())
     # The spec answers an update with 201.
     return await write(request, command, location=f"/v1/api/group/{gid}/channel/{cid}/message/{mid}",
-                       render=lambda: render_message(viewer, gid, cid, mid, status=201))
+                       render=lambda: render_message(request, gid, cid, mid, status=201))
 
 
 @bp.delete(_ONE)

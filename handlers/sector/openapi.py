@@ -25,13 +25,20 @@ _PATH_PARAMS = {
     "memberId": "ID of the member's account.",
 }
 
+# A message as read: in a reader's language too when the request has Accept-Language.
+_READ = "Message|MessageInLanguage"
+
 # The route table: (method, path, operationId, tag, summary, (status, description, content), options).
-# content is a schema name, "[Name]" for a JSON array (a search), "text" for text/plain, or None.
+# content is a schema name, "A|B" for either, "[Name]" for a JSON array (a search), "text" for text/plain, or None.
 # options: auth (default True), body (schema, description), write ("create", "update" or "delete": the
-# write path, so 202 and 503), redis (503 when Redis is down), query, also (more statuses and their meaning).
+# write path, so 202 and 503), redis (503 when Redis is down), query, languages (takes Accept-Language),
+# also (more statuses and their meaning, or (meaning, schema name)).
 _ROUTES = [
     ("get", API + "/", "getRoot", "Misc", "Root Endpoint", (200, "Success", "Index"), {"auth": False}),
     ("get", API + "/health", "getHealth", "Misc", "Health Check", (200, "API is healthy", "text"), {"auth": False}),
+    ("get", API + "/health/details", "getHealthDetails", "Misc", "What the API can reach, and how it is set up",
+     (200, "The database and Redis answer.", "HealthDetails"),
+     {"auth": False, "also": {503: ("The database or Redis does not answer.", "HealthDetails")}}),
     ("get", "/v1/swagger.json", "getOpenApi", "Misc", "This OpenAPI document",
      (200, "The OpenAPI 3.1 document of the Sector API.", "OpenApi"), {"auth": False}),
 
@@ -94,15 +101,18 @@ _ROUTES = [
      (204, "Channel with specified ID deleted.", None), {"write": "delete"}),
 
     ("post", CHANNEL + "/message", "createMessage", "Message", "Create a message within a channel",
-     (201, "Message creation successful.", "Message"),
-     {"body": ("MessageIn", "Message details to add."), "write": "create", "also": {409: "The chosen id is in use."}}),
+     (201, "Message creation successful.", _READ),
+     {"body": ("MessageIn", "Message details to add."), "write": "create", "languages": True,
+      "also": {409: "The chosen id is in use."}}),
     ("post", API + "/message/search", "searchMessages", "Message", "Search for messages satisfying various properties.",
-     (200, "Query completed successfully.", "[Message]"), {"body": ("MessageFilter", "Message searching parameters.")}),
+     (200, "Query completed successfully.", f"[{_READ}]"),
+     {"body": ("MessageFilter", "Message searching parameters."), "languages": True}),
     ("get", MESSAGE, "getMessage", "Message", "Get Message in Channel By ID",
-     (200, "Message with specified ID.", "Message"), {}),
+     (200, "Message with specified ID.", _READ), {"languages": True}),
     ("put", MESSAGE, "updateMessage", "Message", "Update Message in Channel By ID",
-     (201, "Message with specified ID.", "Message"),
-     {"body": ("MessageUpdate", "Message details to change; absent fields stay."), "write": "update"}),
+     (201, "Message with specified ID.", _READ),
+     {"body": ("MessageUpdate", "Message details to change; absent fields stay."), "write": "update",
+      "languages": True}),
     ("delete", MESSAGE, "deleteMessage", "Message", "Delete Message in Channel By ID",
      (204, "Message with specified ID deleted.", None), {"write": "delete"}),
 ]
@@ -126,8 +136,13 @@ _DESCRIPTIONS = {
     "updateChannel": "The group's owner or the channel's creator.", "deleteChannel": "Only the group's owner.",
     "updateMessage": "Only the author edits the body; any member pins.",
     "deleteMessage": "The author or the group's owner.",
+    "getHealthDetails": "A Sector extension: whether the database and Redis answer, and which engine translates "
+                        "messages (`enabled` false: provider `none`, messages are marked `skipped`).",
     **dict.fromkeys(("searchAccounts", "searchGroups", "searchChannels", "searchMessages"), _SEARCH),
     "getAccount": _ROSETTA_USERS,
+    "searchMessages": _SEARCH + " `body` also matches the text of a message in every language it was translated "
+                                "into, so a reader who searches in their own language finds messages written in "
+                                "another (a Sector extension).",
     "searchAccounts": _SEARCH + " Only accounts with a username of their own are listed, not RosettaChat users; "
                                 "GET /v1/api/account/{id} shows one by the id a group or message names.",
 }
@@ -167,6 +182,14 @@ _HEADERS = {
 }
 
 _PARAMETERS = {
+    "Accept-Language": {
+        "name": "Accept-Language", "in": "header", "required": False, "schema": {"type": "string"},
+        "example": "ja, en;q=0.5",
+        "description": "A Sector extension (RFC 9110 §12.5.4): each message then also carries `display_body` in "
+                       "the first of these languages it is written in or was translated into, with "
+                       "`display_language`, `display_source`, its detected `language` and `translation_status` "
+                       "(MessageInLanguage). Messages are translated into the languages of their channel's "
+                       "readers. Without the header, messages are exactly as the Sector spec shows them."},
     "Prefer": {"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
                "example": "respond-async",
                "description": "RFC 7240. `respond-async` answers 202 at once instead of awaiting the commit; "
@@ -188,10 +211,14 @@ def _content(content: str | None) -> dict:
         return {}
     if content == "text":
         return {"content": {"text/plain": {"schema": {"type": "string"}}}}
+    def schema_of(names: str) -> dict:
+        choices = [_ref("schemas", name) for name in names.split("|")]
+        return choices[0] if len(choices) == 1 else {"anyOf": choices}
+
     if content.startswith("["):
-        schema = {"type": "array", "items": _ref("schemas", content[1:-1])}
+        schema = {"type": "array", "items": schema_of(content[1:-1])}
     else:
-        schema = _ref("schemas", content)
+        schema = schema_of(content)
     return {"content": {"application/json": {"schema": schema}}}
 
 
@@ -215,6 +242,8 @@ def _parameters(path: str, options: dict) -> list[dict]:
     parameters = [{"name": name, "in": "path", "required": True, "description": _PATH_PARAMS[name],
                    "schema": {"type": "string", "format": "uuid"}} for name in re.findall(r"{(\w+)}", path)]
     parameters += options.get("query", [])
+    if options.get("languages"):
+        parameters.append(_ref("parameters", "Accept-Language"))
     if options.get("write"):
         parameters.append(_ref("parameters", "Prefer"))
     if options.get("write") == "create":
@@ -237,7 +266,8 @@ def _failures(path: str, options: dict) -> dict[int, dict]:
         statuses.add(503)
     failures = {status: _ref("responses", str(status)) for status in statuses}
     for status, text in options.get("also", {}).items():
-        failures[status] = {"description": text, **_content("Error")}
+        text, schema = text if isinstance(text, tuple) else (text, "Error")
+        failures[status] = {"description": text, **_content(schema)}
     return failures
 
 

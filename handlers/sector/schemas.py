@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -194,6 +194,35 @@ class Message(Struct):
     pinned: bool
 
 
+class MessageInLanguage(Message):
+    """A message as read by a client that sent Accept-Language (a Sector extension): `body` stays what the
+    author wrote; `display_body` is in the first accepted language the message has a translation into."""
+
+    language: str | None  # detected when it was translated
+    translation_status: Literal["pending", "completed", "partial", "failed", "skipped"]
+    display_body: str
+    display_language: str | None  # the language of display_body (the message's own when it is the original)
+    display_source: Literal["original", "translated"]
+
+
+class TranslationHealth(Struct):
+    """How messages are translated: the engine, and whether it is on."""
+
+    provider: Literal["none", "libretranslate", "deepl", "openai"]
+    enabled: bool
+    detect: Literal["local", "engine"]
+    detail: str
+
+
+class HealthDetails(Struct):
+    """What the API process can reach, and how it is set up (a Sector extension)."""
+
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unreachable"]
+    redis: Literal["ok", "unreachable"]
+    translation: TranslationHealth
+
+
 class Index(Struct):
     """Where to find the rest of the API."""
 
@@ -256,10 +285,19 @@ def message(row, author_uid: uuid.UUID) -> Message:
     return Message(author_uid, row.body, row.channel_id, utc(row.created_at), row.id, row.pinned)
 
 
+def message_in_language(row, author_uid: uuid.UUID, translation: tuple[str, str] | None) -> MessageInLanguage:
+    """The message for a reader who asked for languages: `translation` is (language, text) of the one
+    they read it in, None when they read the original."""
+    language, display = translation or (row.language, row.body)
+    return MessageInLanguage(author_uid, row.body, row.channel_id, utc(row.created_at), row.id, row.pinned,
+                             row.language, row.translation_status, display, language,
+                             "original" if translation is None else "translated")
+
+
 def json_schemas() -> tuple[dict, dict]:
     """(schemas by name, components) of every wire shape, for the OpenAPI document."""
     types = [AccountIn, AccountUpdate, LoginIn, GroupIn, GroupUpdate, ChannelIn, ChannelUpdate, MessageIn,
              MessageUpdate, AccountFilter, GroupFilter, ChannelFilter, MessageFilter, Account, Group, Channel,
-             Message, Index, Challenge, TokenOut, Error]
+             Message, MessageInLanguage, HealthDetails, Index, Challenge, TokenOut, Error]
     schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
     return dict(zip([t.__name__ for t in types], schemas, strict=True)), components
