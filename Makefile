@@ -15,6 +15,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/write_path.py
 	$(PY) bench/rosetta_chat.py
 	$(PY) bench/translation.py
+	$(PY) bench/files.py
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)

@@ -161,6 +161,19 @@ class Translation(msgspec.Struct, frozen=True):
     stuck_after_s: int
 
 
+class Files(msgspec.Struct, frozen=True):
+    storage: Literal["local", "s3"]
+    local_dir: str
+    max_bytes: int
+    staged_ttl_s: int
+    default_visibility: Literal["public", "private"]
+    s3_endpoint: str
+    s3_region: str
+    s3_bucket: str
+    s3_access_key: str
+    s3_secret_key: str
+
+
 class Logging(msgspec.Struct, frozen=True):
     level: str
 
@@ -180,6 +193,7 @@ class Settings(msgspec.Struct, frozen=True):
     security: Security
     mail: Mail
     translation: Translation
+    files: Files
     logging: Logging
 
     @property

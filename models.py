@@ -17,6 +17,7 @@ import weakref
 import peewee
 from peewee import (
     AutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     IntegerField,
@@ -196,6 +197,7 @@ class Message(BaseModel):
     translation_status = CharField(default="pending")
     translation_error = TextField(null=True)  # what failed, for partial and failed
     version = IntegerField(default=1)  # bumped by each edit of the body; translations are of one version
+    attachment_count = IntegerField(default=0)  # so a page of messages looks attachments up only when it has any
     reply_count = IntegerField(default=0)  # live replies in its thread
     pinned = BooleanField(default=False)
     created_at = DateTimeField()
@@ -225,6 +227,38 @@ class Translation(BaseModel):
 
     class Meta:
         indexes = ((("message", "language", "version"), True),)
+
+
+class File(BaseModel):
+    """An uploaded file: staged (deleted at `expires_at`) until a message claims it (`claimed_at`).
+    The bytes are in the store under `storage_key`; `client_name` is only data."""
+
+    id = UUIDField(primary_key=True)
+    uploader = ForeignKeyField(User, null=True, backref="files", on_delete="SET NULL", index=True)
+    client_name = CharField()
+    mime_type = CharField()
+    size = BigIntegerField()
+    sha256 = CharField()
+    visibility = CharField()  # public | private
+    meta = TextField(null=True)  # JSON object the uploader gave
+    storage_key = CharField(unique=True)
+    expires_at = DateTimeField(null=True)  # null once claimed
+    claimed_at = DateTimeField(null=True)
+    deleted_at = DateTimeField(null=True)
+    created_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("expires_at",), False),)
+
+
+class Attachment(BaseModel):
+    """A file attached to a message; a file is claimed by one message."""
+
+    id = UUIDField(primary_key=True)
+    message = ForeignKeyField(Message, backref="attachments", on_delete="CASCADE", index=True)
+    file = ForeignKeyField(File, backref="attachment", on_delete="CASCADE", unique=True)
+    position = IntegerField(default=0)
+    created_at = DateTimeField()
 
 
 class Invite(BaseModel):
@@ -351,8 +385,8 @@ class Prepared:
         return rows[0] if rows else None
 
 
-TABLES = [User, Token, SocialAccount, Workspace, Membership, Channel, ChannelMember, Message, Translation, Invite,
-          Webhook, AppliedCommand, Outbox]
+TABLES = [User, Token, SocialAccount, Workspace, Membership, Channel, ChannelMember, Message, Translation, File,
+          Attachment, Invite, Webhook, AppliedCommand, Outbox]
 
 
 def is_postgres() -> bool:
@@ -394,7 +428,9 @@ CONNECTION_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
 
 def migrate() -> None:
     """Create missing tables, columns and indexes; safe to run from several processes at once."""
-    with db.atomic():
+    # On SQLite the write lock is taken at BEGIN, so a second process waits out busy_timeout instead
+    # of failing at once when the first commits between its reads and its writes.
+    with db.atomic() if is_postgres() else db.atomic("IMMEDIATE"):
         if is_postgres():
             # Serialize concurrent starters: CREATE TABLE IF NOT EXISTS races on PostgreSQL.
             db.execute_sql("SELECT pg_advisory_xact_lock(727001)")

@@ -17,7 +17,7 @@ from itertools import groupby
 
 import dramatiq
 
-from actors import email, messages, translation
+from actors import email, files, messages, translation
 from actors.database import one_writer
 from config import settings
 from models import Outbox, db, utcnow
@@ -33,6 +33,7 @@ ACTORS = {
     "message_posted": ([messages.message_posted, translation.translate_messages], "message_id"),
     "message_edited": ([messages.message_edited, translation.translate_messages], "message_id"),
     "message_deleted": ([messages.message_deleted], "message_id"),
+    "file_deleted": ([files.file_deleted], "storage_key"),
 }
 
 #: Ids one Dramatiq message carries at most.

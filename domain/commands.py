@@ -220,6 +220,8 @@ class PostMessage(Command):
     message_type: str = "text"  # text | system
     author_kind: str = "user"  # user | webhook | automation | guest
     translation_status: str = "pending"  # "skipped" when the author asked for none
+    file_ids: list[uuid.UUID] = []  # staged files of the author's to attach (claimed by this write)
+    attachment_ids: list[uuid.UUID] = []  # the new attachments' ids, one a file
 
 
 class UpdateMessage(Command):

@@ -10,6 +10,7 @@ import uuid
 from peewee import Case, IntegrityError
 
 from domain import commands as c
+from domain import files
 from domain.commands import Command
 from domain.writes import BULK, after_commit, apply, create, update
 from models import Channel, ChannelMember, Message, Translation, db
@@ -40,7 +41,8 @@ def pair_key(a: int, b: int) -> str:
 def _message_row(cmd: c.PostMessage) -> dict:
     return {"id": cmd.message_id, "channel": cmd.channel_id, "author": cmd.author_id, "body": cmd.body,
             "pinned": cmd.pinned, "created_at": cmd.at, "parent": cmd.parent_id, "type": cmd.message_type,
-            "author_kind": cmd.author_kind, "translation_status": cmd.translation_status}
+            "author_kind": cmd.author_kind, "translation_status": cmd.translation_status,
+            "attachment_count": len(cmd.file_ids)}
 
 
 def _count_replies(parent_ids: list[uuid.UUID], delta: int) -> None:
@@ -51,12 +53,15 @@ def _count_replies(parent_ids: list[uuid.UUID], delta: int) -> None:
 @apply.register
 def _(cmd: c.PostMessage) -> None:
     create(Message, **_message_row(cmd))
+    files.claim(cmd.message_id, cmd.author_id, cmd.file_ids, cmd.attachment_ids, cmd.at)
     _count_replies([cmd.parent_id] if cmd.parent_id else [], 1)
     after_commit("message_posted", message_id=str(cmd.message_id))
 
 
 def _post_messages(cmds: list[c.PostMessage]) -> None:
     Message.insert_many([_message_row(cmd) for cmd in cmds]).execute()
+    for cmd in cmds:
+        files.claim(cmd.message_id, cmd.author_id, cmd.file_ids, cmd.attachment_ids, cmd.at)
     _count_replies([cmd.parent_id for cmd in cmds if cmd.parent_id], 1)
     for cmd in cmds:
         after_commit("message_posted", message_id=str(cmd.message_id))

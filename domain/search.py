@@ -41,7 +41,8 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
         raise Invalid("The cursor is not one this server issued.", {"cursor": ["Invalid cursor."]}) from None
 
 
-def _contains(column, needle: str):
+def contains(column, needle: str):
+    """`column` holds `needle`, in any case, with `%` and `_` in it matched as themselves."""
     escaped = fold_text(needle).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return NodeList((folded(column), SQL("LIKE"), f"%{escaped}%", SQL("ESCAPE '\\'")))
 
@@ -77,7 +78,7 @@ def accounts(*, ids=None, username=None, since=None, until=None, page: Page):
     if ids is not None:
         query = query.where(User.uid.in_(ids))
     if username:
-        query = query.where(_contains(User.username, username))
+        query = query.where(contains(User.username, username))
     query = _between(query, User.created_at, since, until)
     return _window(query, User.created_at, User.uid, page, uuid.UUID)
 
@@ -100,7 +101,7 @@ def groups(*, viewer: User, ids=None, members=None, name=None, since=None, until
         )
         query = query.where(Workspace.id.in_(having_all))
     if name:
-        query = query.where(_contains(Workspace.name, name))
+        query = query.where(contains(Workspace.name, name))
     query = _between(query, Workspace.created_at, since, until)
     return _window(query, Workspace.created_at, Workspace.id, page, uuid.UUID)
 
@@ -112,7 +113,7 @@ def channels(*, viewer: User, ids=None, groups=None, name=None, since=None, unti
     if groups is not None:
         query = query.where(Channel.workspace.in_(groups))
     if name:
-        query = query.where(_contains(Channel.name, name))
+        query = query.where(contains(Channel.name, name))
     query = _between(query, Channel.created_at, since, until)
     return _window(query, Channel.created_at, Channel.id, page, uuid.UUID)
 
@@ -135,8 +136,8 @@ def messages(*, viewer: User, ids=None, channels=None, authors=None, body=None, 
         translated = Message.alias()
         current = (Translation.select(Translation.message)
                    .join(translated, on=translated.id == Translation.message)
-                   .where((Translation.version == translated.version) & _contains(Translation.body, body)))
-        query = query.where(_contains(Message.body, body) | Message.id.in_(current))
+                   .where((Translation.version == translated.version) & contains(Translation.body, body)))
+        query = query.where(contains(Message.body, body) | Message.id.in_(current))
     if pinned is not None:
         query = query.where(Message.pinned == pinned)
     query = _between(query, Message.created_at, since, until)

@@ -69,6 +69,12 @@ def path_ulid(value: str, missing: str) -> uuid.UUID:
 _encoder = msgspec.json.Encoder()
 
 
+def bodiless(status: int, headers: dict | None = None) -> HTTPResponse:
+    """An answer without a body that is not a 204 or 304 (a 202, a 416). Sanic's empty() would send
+    `Content-Type: None` with those."""
+    return HTTPResponse(b"", status=status, headers=headers, content_type="text/plain; charset=utf-8")
+
+
 def json(data, status: int = 200, headers: dict | None = None) -> HTTPResponse:
     """A JSON response of any msgspec-encodable value."""
     return HTTPResponse(_encoder.encode(data), status=status, headers=headers, content_type="application/json")

@@ -7,10 +7,11 @@ import uuid
 import json as stdjson
 from typing import Callable
 
-from sanic.response import HTTPResponse, empty
+from sanic.response import HTTPResponse
 
 from domain.commands import Command
 from domain.errors import Invalid
+from handlers.bodies import bodiless
 from models import new_id
 
 
@@ -34,7 +35,7 @@ async def write(request, command: Command, *, render: Callable[[], HTTPResponse]
         headers = {"Preference-Applied": "respond-async"}
         if location:
             headers["Location"] = location
-        return empty(status=202, headers=headers)
+        return bodiless(202, headers)
     applied = await submitter.submit(command)
     return render_applied() if applied and render_applied is not None else render()
 
@@ -52,16 +53,17 @@ def request_fingerprint(request) -> str:
     return hashlib.sha256(b"%s %s\n%s" % (request.method.encode(), request.path.encode(), request.body or b"")).hexdigest()
 
 
-async def claim_ids(request, principal: str, *names: str) -> dict[str, str]:
+async def claim_ids(request, principal: str, *names: str, fingerprint: str | None = None) -> dict[str, str]:
     """Ids for a create: fresh ones, or under a repeated `Idempotency-Key`, those of the first request.
 
     Returns `command_id` and one id per name. Reusing a key for a different request is refused.
+    `fingerprint` stands for the body where the handler streamed it (an upload).
     """
     fresh = {"command_id": new_id().hex, **{name: str(new_id()) for name in names}}
     key = idempotency_key(request)
     if not key:
         return fresh
-    fingerprint = request_fingerprint(request)
+    fingerprint = fingerprint or request_fingerprint(request)
     settings = request.app.ctx.settings
     redis_key = f"{settings.redis.namespace}:idem:{principal}:{hashlib.sha256(key.encode()).hexdigest()}"
     record = stdjson.dumps({"fingerprint": fingerprint, **fresh})

@@ -8,7 +8,7 @@ import signal
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from actors import broker, expiry, outbox, translation
+from actors import broker, expiry, files, outbox, translation
 from config import Settings
 from scheduler.leader import LeaderLock
 
@@ -32,6 +32,8 @@ def run(settings: Settings) -> None:
     scheduler.add_job(when_leading(expiry.expire_applied_commands), "interval", seconds=every)
     scheduler.add_job(when_leading(expiry.expire_tokens), "interval", seconds=every)
     scheduler.add_job(when_leading(outbox.resend_outbox), "interval", seconds=max(1, settings.writes.outbox_resend_s))
+    scheduler.add_job(when_leading(files.expire_files), "interval",
+                      seconds=max(1, min(every, settings.files.staged_ttl_s // 4)))
     scheduler.add_job(when_leading(translation.resend_stuck_translations), "interval",
                       seconds=max(1, settings.translation.stuck_after_s // 2))
 

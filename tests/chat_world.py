@@ -1,6 +1,8 @@
 """What the RosettaChat schemathesis tests need for the chat operations: a workspace the owner runs, with a
-channel, a member, messages, an invite, a webhook and a conversation, and the values a real client of them
-would send in a positive case (ids that exist, a free slug, a secret that works).
+channel, a member, messages, an invite, a webhook and a conversation, the owner's files (a staged one, and
+one attached to a channel message and one to a direct message), and the values a real client of them would
+send in a positive case (ids that exist, a free slug, a secret that works, files of its own to attach, a
+Range the file has bytes for).
 
 Operations that destroy what they name (a DELETE, a member removed) get a resource made for the purpose,
 so the shared world stays whole for the cases after them.
@@ -9,6 +11,8 @@ so the shared world stays whole for the cases after them.
 from __future__ import annotations
 
 import itertools
+import json
+import re
 import uuid
 
 import httpx
@@ -35,6 +39,13 @@ class ChatWorld:
                                        json={"participant_user_id": str(member_id)}).json()["data"]["id"]
         self.automation_token = owner.post("/me/tokens", json={"name": "spec bot", "abilities": ["automation:post"]}
                                            ).json()["data"]["token"]
+        self.file = self.upload()  # staged, and never attached: a post that names it would claim it
+        # In a channel of its own: cases change the shared channel (to a password one, say), which the owner
+        # would then have to enter to read.
+        self.files_channel = self._created(f"/workspaces/{self.ws}/channels", {"name": "spec files"})
+        self.attachment = self._attached(f"/workspaces/{self.ws}/channels/{self.files_channel}/messages")
+        self.direct_attachment = self._attached(f"/direct-conversations/{self.conversation}/messages")
+        self.sizes = dict.fromkeys((self.file, self.attachment, self.direct_attachment), len(FILE_BYTES))
 
     def _created(self, path: str, body: dict) -> str:
         answer = self.owner.post(path, json=body)
@@ -44,13 +55,27 @@ class ChatWorld:
     def _message(self) -> str:
         return self._created(f"/workspaces/{self.ws}/channels/{self.channel}/messages", {"content": "spec message"})
 
+    def upload(self) -> str:
+        """A file the owner staged (uploaded, not attached yet)."""
+        answer = self.owner.post("/files", files={"file": ("spec.txt", FILE_BYTES)})
+        assert answer.status_code == 201, answer.text
+        return answer.json()["data"]["id"]
+
+    def _attached(self, messages: str) -> str:
+        """The attachment id of a new file of the owner's, posted (without content) to `messages`."""
+        answer = self.owner.post(messages, json={"attachment_ids": [self.upload()]})
+        assert answer.status_code == 201, answer.text
+        return answer.json()["data"]["attachments"][0]["id"]
+
     def _invite_token(self) -> str:
         answer = self.owner.post(f"/workspaces/{self.ws}/invites", json={})
         assert answer.status_code == 201, answer.text
         return answer.json()["data"]["token"]
 
     def handles(self, path: str) -> bool:
-        return not path.startswith((_API + "/auth", _API + "/me", _API + "/openapi", "/sanctum"))
+        # `/me` and what is under it, but not `/message-attachments`.
+        return path != _API + "/me" and not path.startswith(
+            (_API + "/auth/", _API + "/me/", _API + "/openapi", "/sanctum/"))
 
     def point_ids(self, case) -> None:
         """Path ids of live resources; a fresh one where the operation destroys it."""
@@ -80,6 +105,12 @@ class ChatWorld:
             params["token"] = self._invite_token()
         if "webhook_id" in params:
             params["webhook_id"] = self.webhook
+        if path == f"{_API}/files/{{id}}":
+            params["id"] = self.upload() if doomed else self.file
+        if "file_id" in params:
+            params["file_id"] = self.file
+        if "attachment_id" in params:
+            params["attachment_id"] = self.direct_attachment if "/direct-message-" in path else self.attachment
         self.authorize(case)
 
     def authorize(self, case) -> None:
@@ -109,11 +140,15 @@ class ChatWorld:
         if isinstance(body.get("password"), str) and len(body["password"]) < 8:
             body["password"] = body["password"] + "-padded-"
         if path.endswith("/messages") and "/webhooks/" not in path:
-            if not (isinstance(body.get("content"), str) and body["content"].strip()):
+            if isinstance(body.get("attachment_ids"), list) and body["attachment_ids"]:
+                # The author's own staged files; the generated ids name none.
+                body["attachment_ids"] = [self.upload() for _ in body["attachment_ids"][:2]]
+            elif not (isinstance(body.get("content"), str) and body["content"].strip()):
                 body["content"] = "spec content"
-            body.pop("attachment_ids", None)
             if body.get("parent_message_id") is not None:
                 body["parent_message_id"] = self.message
+        if path == f"{_API}/files" and isinstance(body.get("meta"), dict) and len(json.dumps(body["meta"])) > 4096:
+            body["meta"] = {"spec": "meta"}  # the description's limit, which a JSON Schema cannot state
         if "/webhooks" in path:
             if body.get("default_channel_id") is not None:
                 body["default_channel_id"] = self.channel
@@ -125,3 +160,34 @@ class ChatWorld:
             body["participant_user_id"] = str(self.member_id)
         if path.endswith("/channels/{channel_id}/members"):
             body["user_id"] = self.member_id
+
+    def fit_range(self, case) -> None:
+        """A download's Range as a client that knows the file's size sends it: one the file has bytes for
+        (an empty file has none, so no Range). A Range that is not one `bytes=` span is ignored by the
+        server, and kept."""
+        headers, params = case.headers or {}, case.path_parameters or {}
+        wanted = headers.get("Range")
+        if not case.operation.path.endswith("/download") or not isinstance(wanted, str):
+            return
+        target = params.get("file_id") or params.get("attachment_id")
+        size = self.sizes.get(target)
+        if size is None and "file_id" in params:  # a file uploaded in a linked call
+            found = self.owner.get(f"/files/{target}")
+            size = found.json()["data"]["size"] if found.status_code == 200 else None
+        span = _RANGE.match(wanted.strip())
+        if size is None or span is None or not any(span.groups()):
+            return  # a file that is not there (404), or a Range the server ignores
+        first, last = span.groups()
+        satisfiable = (int(first) < size and (not last or int(last) >= int(first))) if first \
+            else int(last) > 0 and size > 0
+        if not satisfiable:
+            if size:
+                headers["Range"] = "bytes=0-"
+            else:
+                del headers["Range"]
+
+
+#: What the world's files hold.
+FILE_BYTES = b"spec file contents"
+#: A single byte range as the server reads one (files.py's _RANGE).
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

@@ -16,7 +16,8 @@ from tests.rosetta import AppUser, Browser
 from tests.stack import wait_for
 
 MESSAGE_FIELDS = {"id", "author", "type", "original_content", "language", "translation_status", "translation_error",
-                  "display_content", "display_source", "parent_message_id", "reply_count", "created_at", "edited_at"}
+                  "display_content", "display_source", "parent_message_id", "reply_count", "created_at", "edited_at",
+                  "attachments"}
 
 
 def as_uuid(ulid: str) -> uuid.UUID:
@@ -91,7 +92,7 @@ def test_content_longer_than_4000_characters_is_refused(team):
     assert team.member.api.post(path, json={"content": "x" * 4000}).status_code == 201
 
 
-def test_attachment_ids_are_refused_while_no_file_can_be_attached(team):
+def test_attachment_ids_of_no_staged_file_of_the_author_are_refused(team):
     path = chat.messages_path(team.ws, team.general)
     for body in ({"attachment_ids": ["01hzzzzzzzzzzzzzzzzzzzzzzz"]},
                  {"content": "with a file", "attachment_ids": ["01hzzzzzzzzzzzzzzzzzzzzzzz"]}):

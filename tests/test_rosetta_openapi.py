@@ -18,12 +18,14 @@ import httpx
 import hypothesis
 import pytest
 import schemathesis
+from schemathesis.checks import not_a_server_error
 from schemathesis.core.parameters import ParameterLocation
+from schemathesis.specs.openapi import checks
 
 import config
 from handlers.rosetta import openapi
 from tests import fuzzing
-from tests.chat_world import ChatWorld
+from tests.chat_world import FILE_BYTES, ChatWorld
 from tests.oauth_provider import CLIENTS, FakeProvider, Person
 from tests.rosetta import new_email, text_of
 
@@ -136,6 +138,8 @@ class World:
             self._point_ids(case)
         if isinstance(case.body, dict):
             self._adapt_body(case)
+        if self.chat.handles(case.operation.path):
+            self.chat.fit_range(case)
 
     def _protect_owner(self, case, positive: bool) -> None:
         headers = case.headers or {}
@@ -360,4 +364,94 @@ def test_odd_input_is_refused_not_a_server_error(world, name):
     request = dict(request)
     client = world.owner_api if request.pop("auth", True) else world.http
     answer = client.request(method, world.base_url + path, **request)
+    assert answer.status_code == status, answer.text
+
+
+# What a download answers, besides the whole file: (request headers, status, the part of FILE_BYTES it sends).
+_DOWNLOADS = [({}, 200, slice(None)), ({"Range": "bytes=2-5"}, 206, slice(2, 6)),
+              ({"Range": "bytes=-4"}, 206, slice(-4, None)), ({"Range": "bytes=3-999"}, 206, slice(3, None)),
+              ({"Range": "bytes=0-1,4-5"}, 200, slice(None)), ({"Range": "bytes=999-"}, 416, slice(0)),
+              ({"Range": "bytes=5-2"}, 416, slice(0)), ({"If-None-Match": "*"}, 304, slice(0))]
+_DOWNLOAD_ROUTES = ("/files/{file_id}/download", "/message-attachments/{attachment_id}/download",
+                    "/direct-message-attachments/{attachment_id}/download")
+
+
+# What an answer to a hand-made request must keep to: the document's statuses, media types, headers and schemas.
+_CONFORMANCE = [not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
+                checks.response_headers_conformance, checks.response_schema_conformance]
+
+
+def _call(world, origin, method: str, route: str, params: dict, **kwargs):
+    """A request to one documented operation, and its answer checked against the document."""
+    case = schema[API + route][method].Case(path_parameters=params, **kwargs)
+    case.headers = {"Authorization": f"Bearer {world.owner.token}", **(case.headers or {})}
+    response = case.call(base_url=origin)
+    case.validate_response(response, checks=_CONFORMANCE)
+    return response
+
+
+@pytest.mark.parametrize("route", _DOWNLOAD_ROUTES)
+def test_every_kind_of_download_answer_keeps_to_the_document(world, origin, route):
+    chat = world.chat
+    ids = {"file_id": chat.file, "attachment_id": chat.direct_attachment if "direct" in route else chat.attachment}
+    params = {name: ids[name] for name in re.findall(r"{(\w+)}", route)}
+    etag = _call(world, origin, "GET", route, params).headers["etag"][0]
+    for headers, status, part in [*_DOWNLOADS, ({"If-None-Match": f'"other", {etag}'}, 304, slice(0))]:
+        answer = _call(world, origin, "GET", route, params, headers=headers)
+        assert (answer.status_code, answer.content) == (status, FILE_BYTES[part]), headers
+    assert _call(world, origin, "GET", route, params, headers={"Range": "bytes=999-"}).headers["content-range"] \
+        == [f"bytes */{len(FILE_BYTES)}"]
+
+
+def test_files_and_attachments_keep_to_the_document(world, origin, stack):
+    chat = world.chat
+    staged = chat.upload()
+    listed = _call(world, origin, "GET", "/me/files", {}, query={"claimed": "false", "sort": "size", "per_page": 100})
+    assert staged in [file["id"] for file in listed.json()["data"]]
+    messages = "/workspaces/{workspace_id}/channels/{channel_id}/messages"
+    where = {"workspace_id": chat.ws, "channel_id": chat.files_channel}
+    posted = _call(world, origin, "POST", messages, where, body={"attachment_ids": [staged, staged]},
+                   media_type="application/json")
+    assert posted.status_code == 201, posted.text
+    assert [a["file_id"] for a in posted.json()["data"]["attachments"]] == [staged]
+    page = _call(world, origin, "GET", messages, where).json()["data"]
+    assert [a["file_id"] for a in page[0]["attachments"]] == [staged]
+    assert _call(world, origin, "GET", "/files/{id}", {"id": staged}).json()["data"]["claimed"] is True
+    assert _call(world, origin, "DELETE", "/files/{id}", {"id": staged}).status_code == 409
+    member = _call(world, origin, "GET", "/files/{id}", {"id": chat.file},
+                   headers={"Authorization": chat.member.headers["Authorization"]})
+    assert member.status_code == 404  # a private, staged file is the uploader's alone
+    small = f"http://127.0.0.1:{stack.start_server(SECTOR_FILES_MAX_BYTES='16')}"
+    for content, status in ((b"x" * 16, 201), (b"x" * 17, 413)):
+        answer = _call(world, small, "POST", "/files", {}, body={"file": content}, media_type="multipart/form-data")
+        assert answer.status_code == status, answer.text
+
+
+# Requests to the file routes that a fuzzing run once answered wrongly (a 500, or a 201 for what is not
+# a file): (method, path, request, the right status).
+_UPLOAD = {"files": {"file": ("a.txt", b"abc")}}
+_FILE_BUGS = {
+    "a Range number longer than Python's 4,300-digit int limit": (
+        "get", "/files/{file}/download", {"headers": {"Range": "bytes=" + "9" * 4400 + "-"}}, 416),
+    "a multipart boundary longer than 256 characters": ("post", "/files", {
+        "content": b"--x--\r\n", "headers": {"Content-Type": "multipart/form-data; boundary=" + "x" * 300}}, 422),
+    "a Content-Type header with a character past Latin-1": ("post", "/files", {
+        "content": b"--x--\r\n", "headers": {"Content-Type": b"multipart/form-data; boundary=\xe4\xb8\xad"}}, 422),
+    "a `meta` object nested deeper than the JSON decoder goes": (
+        "post", "/files", {**_UPLOAD, "data": {"meta": '{"a":' + "[" * 1000 + "]" * 1000 + "}"}}, 422),
+    "a `file` part that is not a file, without a filename": (
+        "post", "/files", {"files": {"file": (None, b"5")}}, 422),
+    "a reused Idempotency-Key with another file": (
+        "post", "/files", {"files": {"file": ("b.txt", b"another file")},
+                           "headers": {"Idempotency-Key": "spec-reused"}}, 422),
+}
+
+
+@pytest.mark.parametrize("name", list(_FILE_BUGS))
+def test_file_input_is_refused_not_mishandled(world, name):
+    method, path, request, status = _FILE_BUGS[name]
+    if "Idempotency-Key" in request.get("headers", {}):
+        first = world.owner_api.post("/files", headers=request["headers"], **_UPLOAD)
+        assert first.status_code == 201, first.text
+    answer = world.owner_api.request(method, world.base_url + path.format(file=world.chat.file), **request)
     assert answer.status_code == status, answer.text

@@ -1,9 +1,11 @@
 """The chat part of the RosettaChat OpenAPI document: workspaces, members, channels, invites, messages,
-direct conversations, webhooks and automation. Rows as in handlers/rosetta/openapi.py's route table."""
+direct conversations, webhooks and automation, files and message attachments. Rows as in
+handlers/rosetta/openapi.py's route table."""
 
 from __future__ import annotations
 
-from handlers.rosetta import channels, direct, invites, members, messages, webhooks, workspaces
+from handlers.rosetta import channels, direct, files, invites, members, messages, webhooks, workspaces
+from handlers.rosetta.forms import json_schema
 
 API = "/api/v1"
 _ULID = {"type": "string", "pattern": r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"}
@@ -16,6 +18,33 @@ FORMS = {"WorkspaceForm": workspaces.WORKSPACE, "WorkspaceUpdateForm": workspace
          "WebhookForm": webhooks.WEBHOOK, "WebhookUpdateForm": webhooks.WEBHOOK_UPDATE,
          "WebhookMessageForm": webhooks.INCOMING}
 
+
+def _upload_form() -> dict:
+    """The multipart/form-data body of an upload: the `file` part, and the form's fields as the handler checks
+    them. A part is text and cannot be null (a blank one counts as absent); `meta` is the JSON text of an object."""
+    schema = json_schema(files.UPLOAD)
+    visibility = schema["properties"]["visibility"]
+    visibility |= {"type": "string", "enum": list(files.UPLOAD["visibility"].one_of),
+                   "description": visibility["description"] + " A blank part counts as absent."}
+    schema["properties"] = {
+        "file": {"type": "string", "format": "binary",
+                 "description": "The file: a part with a `filename` (kept, as `client_name`, only as data). Its "
+                                "Content-Type is not trusted: the type is sniffed from the bytes. At most the "
+                                "deployment's `[files] max_bytes` (100 MiB by default). Only the first `file` part "
+                                "counts."},
+        "visibility": visibility,
+        "meta": {"type": "object", "examples": [{"album": "trip"}],
+                 "description": files.UPLOAD["meta"].description + f" As JSON text of at most "
+                                f"{files.UPLOAD['meta'].max_bytes} bytes (UTF-8); anything else (an array, `null`) "
+                                "is a 422."},
+    }
+    schema["required"] = ["file"]
+    return schema
+
+
+# multipart/form-data request bodies: (JSON Schema, {part: its Content-Type when not the default}).
+MULTIPART_FORMS = {"FileUploadForm": (_upload_form(), {"meta": "application/json"})}
+
 # Path parameters by (path, name): the same name means different things on different paths.
 _WORKSPACE = ("The workspace's id.", _ULID)
 _CHANNEL = ("The channel's id.", _ULID)
@@ -23,12 +52,15 @@ PATH_PARAMS = {
     "workspace_id": _WORKSPACE, "channel_id": _CHANNEL,
     "message_id": ("The message's id.", _ULID), "conversation_id": ("The conversation's id.", _ULID),
     "webhook_id": ("The webhook's id.", _ULID),
+    "file_id": ("The file's id.", _ULID),
+    "attachment_id": ("The attachment's id: `attachments[].id` of a message.", _ULID),
     "token": ("The invite's token, from its link.", {"type": "string", "maxLength": 200}),
     f"{API}/workspaces/{{id}}": _WORKSPACE,
     f"{API}/workspaces/{{workspace_id}}/channels/{{id}}": _CHANNEL,
     f"{API}/workspaces/{{workspace_id}}/members/{{id}}": ("The member's user id.", {"type": "integer"}),
     f"{API}/workspaces/{{workspace_id}}/invites/{{id}}": ("The invite's id.", _ULID),
     f"{API}/workspaces/{{workspace_id}}/webhooks/{{id}}": ("The webhook's id.", _ULID),
+    f"{API}/files/{{id}}": ("The file's id.", _ULID),
 }
 
 _W = API + "/workspaces/{workspace_id}"
@@ -43,12 +75,27 @@ _TRANSLATION = ("Each message is translated into the languages of its readers (a
                 "nothing. `language` is the detected source language. `display_content` is in the reader's "
                 "language when a translation exists (`display_source` `translated`), else the original "
                 "(`original`); `original_content` is always what the author wrote. An edit translates afresh.")
-_MESSAGE_RULES = ("`content` (at most the deployment's limit, 4,000 characters by default) is required; files "
-                  "cannot be attached yet, so any `attachment_ids` is a 422. " + _TRANSLATION)
+_MESSAGE_RULES = ("`content` (at most the deployment's limit, 4,000 characters by default) is required unless "
+                  "`attachment_ids` names a file. `attachment_ids` (at most 10) are files the author uploaded "
+                  "(POST /api/v1/files) that are still staged: not attached to a message yet, not expired, not "
+                  "deleted; the post claims them (they are kept from then on, and `attachments` lists them in "
+                  "order; an id named twice counts once). Any other id is a 422 `The selected attachment ids is "
+                  "invalid.`, and a refused post claims nothing. A message without content has translation_status "
+                  "`skipped`. " + _TRANSLATION)
+_RANGES = ("`If-None-Match` with the ETag (or `*`) answers 304; one `Range` span answers 206, or 416 when the "
+           "file has none of its bytes; any other Range (several spans, another unit) is ignored.")
 _PAGED = "A page of them (Laravel's paginator: `data`, `meta`, `links`)."
 _CURSOR = ("Laravel's cursor paginator: `links.next` (and `meta.next_cursor`) go on in the list's order, "
            "`links.prev` back. Ids are time-ordered, so paging never repeats or skips a message while others post.")
 _PRIVATE_404 = "No such workspace, or a private one the caller is not a member of."
+_FILE_404 = ("`File not found.`: no such file, a deleted one, or a private one the caller may not read (they are "
+             "not its uploader and may not read a live message it is attached to).")
+_ATTACHMENT_404 = ("`Attachment not found.`: no such attachment {kind}, its message is deleted, or the caller may "
+                   "not read the message (not {reader}).")
+_DOWNLOAD = ("The bytes, streamed, with the Content-Type sniffed at upload, `ETag` (the SHA-256), `Accept-Ranges: "
+             "bytes`, `X-Content-Type-Options: nosniff` and `Content-Disposition` (`inline` for images, audio, "
+             "video, plain text and PDF; `attachment` for the rest, HTML and SVG included, so nothing the file holds "
+             "runs in the API's origin; the name as `filename`, ASCII, and `filename*`).")
 
 ROUTES = [
     ("get", API + "/workspaces", "listWorkspaces", "Workspaces", "List my workspaces",
@@ -176,6 +223,39 @@ ROUTES = [
      {"webhook": True, "write": "create", "throttle": True, "body": ("WebhookMessageForm", "The message."),
       "also": {401: "No secret, or the wrong one.", 403: "The webhook is inactive.", 404: "No such webhook.",
                422: "Invalid data, or a channel that is not one of the webhook's workspace."}}),
+    ("post", API + "/files", "uploadFile", "Files", "Upload a file",
+     (201, "Staged: the caller's until a message claims it (`attachment_ids`), and deleted at `expires_at` if none "
+           "does.", "FileOne"),
+     {"user": True, "write": "create", "multipart": ("FileUploadForm", "The file, and how it may be read."),
+      "also": {413: "The file is larger than the deployment's `[files] max_bytes` (100 MiB by default): refused as "
+                    "soon as the declared length or the stream passes it.",
+               422: "Invalid data: no `file` part (a body that is not multipart/form-data, say), a malformed "
+                    "multipart body, a `visibility` other than `public` or `private`, a `meta` that is not a JSON "
+                    "object or is too long, or a reused Idempotency-Key."}}),
+    ("get", API + "/files/{id}", "getFile", "Files", "Show file metadata",
+     (200, "The file.", "FileOne"), {"user": True, "also": {404: _FILE_404}}),
+    ("delete", API + "/files/{id}", "deleteFile", "Files", "Delete a file",
+     (204, "Deleted; its bytes are removed from the store after the commit.", None),
+     {"user": True, "write": "delete",
+      "also": {403: "The account is inactive, the token lacks the ability, or the caller is not the uploader (a "
+                    "reader of a public or attached file).",
+               404: _FILE_404,
+               409: "The file is attached to a live message; delete the message first."}}),
+    ("get", API + "/files/{file_id}/download", "downloadFile", "Files", "Download a file",
+     (200, _DOWNLOAD, None), {"user": True, "download": True, "also": {404: _FILE_404}}),
+    ("get", API + "/me/files", "listMyFiles", "Me", "List my files",
+     (200, "The caller's live files: attached ones (`claimed` true, the default) or staged ones, newest first "
+           "unless `sort` says otherwise. " + _PAGED + " The page links keep the filters.", "FileList"),
+     {"user": True, "query": "files"}),
+    ("get", API + "/message-attachments/{attachment_id}/download", "downloadMessageAttachment", "Messages",
+     "Download a channel message's attachment", (200, _DOWNLOAD, None),
+     {"user": True, "download": True,
+      "also": {404: _ATTACHMENT_404.format(kind="of a channel message",
+                                           reader="a member who may enter its channel")}}),
+    ("get", API + "/direct-message-attachments/{attachment_id}/download", "downloadDirectMessageAttachment",
+     "Direct Chat", "Download a direct message's attachment", (200, _DOWNLOAD, None),
+     {"user": True, "download": True,
+      "also": {404: _ATTACHMENT_404.format(kind="of a direct message", reader="a participant")}}),
 ]
 
 DESCRIPTIONS = {
@@ -188,6 +268,19 @@ DESCRIPTIONS = {
     "postWebhookMessage": "Authenticated by the webhook's secret: `X-Webhook-Secret: <secret>`, or "
                           "`Authorization: Bearer <secret>`; compared in constant time. Limited per webhook.",
     "resolveRecipient": "Limited per user and per client IP.",
+    "uploadFile": "The multipart body streams to the store as it arrives. The file's type is sniffed from its "
+                  "bytes (`mime_type`), never taken from the client; its name is kept only as `client_name`. "
+                  "Attach it by naming its id in a message's `attachment_ids` before `expires_at` (the "
+                  "deployment's `[files] staged_ttl_s` after the upload, a day by default).",
+    "getFile": "Readable by its uploader; a `public` file by anyone signed in; a `private` one also by whoever may "
+               "read a live message it is attached to.",
+    "deleteFile": "The uploader only, and only while no live message has it attached.",
+    "downloadFile": "Readable as for the metadata. " + _RANGES,
+    "listMyFiles": "Only the caller's own uploads, never deleted ones.",
+    "downloadMessageAttachment": "Whoever may read the message's channel, whatever the file's visibility. "
+                                 + _RANGES,
+    "downloadDirectMessageAttachment": "The conversation's participants, whatever the file's visibility. "
+                                       + _RANGES,
 }
 
 # OpenAPI links: where the id a create answers with can be used next.
@@ -204,6 +297,10 @@ LINKS = {
     "openConversation": {"postDirectMessage": {"conversation_id": "$response.body#/data/id"},
                          "listDirectMessages": {"conversation_id": "$response.body#/data/id"}},
     "createWebhook": {"postWebhookMessage": {"webhook_id": "$response.body#/data/id"}},
+    "uploadFile": {"getFile": {"id": "$response.body#/data/id"},
+                   "downloadFile": {"file_id": "$response.body#/data/id"},
+                   "deleteFile": {"id": "$response.body#/data/id"}},
 }
 
-TAGS = ("Workspaces", "Members", "Channels", "Invites", "Messages", "Automation", "Direct Chat", "Webhooks")
+TAGS = ("Workspaces", "Members", "Channels", "Invites", "Messages", "Automation", "Direct Chat", "Webhooks",
+        "Files")

@@ -71,13 +71,14 @@ def _render(conversations: list, viewer: User) -> list[r.Conversation]:
         Message.select(Message, author_name(), Translation.body.alias("translated")).join(User),
         languages.canonical(viewer.preferred_language)).where(Message.id.in_(newest_ids)).objects()} \
         if newest_ids else {}
+    files = r.attachments_of([m.id for m in last.values() if m.attachment_count], direct=True)
     unread = {}
     for conv in conversations:
         counted = Message.select().where((Message.channel == conv.id) & (Message.author != viewer_id)
                                          & Message.deleted_at.is_null())
         unread[conv.id] = (counted.where(Message.id > conv.last_read) if conv.last_read else counted).count()
     return [r.Conversation(ulid_of(conv.id), _participant(others[conv.other_id]),
-                           r.message(last[conv.id], last[conv.id].author_name, last[conv.id].translated)
+                           r.message(last[conv.id], last[conv.id].author_name, last[conv.id].translated, files)
                            if conv.id in last else None,
                            unread[conv.id], stamp(conv.created_at)) for conv in conversations]
 
@@ -141,7 +142,8 @@ def _conversation(request, conversation_id: str) -> Channel:
 @signed_in
 async def list_direct_messages(request, conversation_id):
     conversation = _conversation(request, conversation_id)
-    listing, newest = messages.page(request, conversation.id, languages.canonical(request.ctx.user.preferred_language))
+    listing, newest = messages.page(request, conversation.id, languages.canonical(request.ctx.user.preferred_language),
+                                    direct=True)
     if newest is not None and (conversation.last_read is None or newest > conversation.last_read):
         await _mark_read(request, conversation.id, newest)
     return json(listing)
@@ -165,4 +167,4 @@ async def post_direct_message(request, conversation_id):
     fields = messages.message_form(body(request), messages.DIRECT_MESSAGE)
     return await messages.post(request, conversation.id, viewer.id, viewer.name, "user", fields,
                                f"/api/v1/direct-conversations/{ulid_of(conversation.id)}/messages",
-                               languages.canonical(viewer.preferred_language))
+                               languages.canonical(viewer.preferred_language), direct=True)

@@ -18,7 +18,7 @@ from sanic.response import empty
 from config import settings
 from domain import chat_access as access
 from domain import commands as c
-from domain import languages
+from domain import files, languages
 from domain.errors import Forbidden, Invalid, NotFound
 from handlers.bodies import json, path_ulid
 from handlers.rosetta import resources as r
@@ -26,7 +26,7 @@ from handlers.rosetta.forms import Field, body, query, validate
 from handlers.rosetta.guard import signed_in
 from handlers.rosetta.schemas import stamp
 from handlers.writing import claim_ids, write
-from models import Message, Prepared, Translation, User, ulid_of, utcnow
+from models import Message, Prepared, Translation, User, new_id, ulid_of, utcnow
 
 bp = Blueprint("rosetta_messages", strict_slashes=False)
 
@@ -36,9 +36,10 @@ _CONTENT = Field(max=settings().limits.content_chars, example="Hello, team!",
                  description="The text; required when attachment_ids is not present.")
 MESSAGE = {
     "content": _CONTENT,
-    "attachment_ids": Field(type="array", max=10, items=Field(required=True, max=64),
-                            description="Staged files to attach (none can be attached yet: any id is refused).",
-                            example=[]),
+    "attachment_ids": Field(type="array", max=10, items=Field(required=True, pattern=_ULID,
+                                                              pattern_rule="must be a valid ULID"),
+                            description="Files the author uploaded (POST /files) and has not attached yet; "
+                                        "posting claims them.", example=[]),
     "parent_message_id": Field(nullable=True, pattern=_ULID, pattern_rule="must be a valid ULID",
                                description="Reply in this message's thread (a top-level message of the same channel).",
                                example=None),
@@ -71,11 +72,10 @@ def _ulid(value: str) -> uuid.UUID:
 
 
 def message_form(data: dict, form: dict = MESSAGE) -> dict:
-    """The checked fields of a new message: content or attachments, a parent's id as a UUID."""
+    """The checked fields of a new message: content or attachments (as file UUIDs), a parent's id as a UUID."""
     fields = validate(data, form)
-    if fields.get("attachment_ids"):
-        raise Invalid(CONTENT_NEEDED, {"attachment_ids": ["The selected attachment ids is invalid."]})
-    if fields.get("content") is None:
+    fields["attachment_ids"] = list(dict.fromkeys(_ulid(i) for i in fields.get("attachment_ids") or []))
+    if fields.get("content") is None and not fields["attachment_ids"]:
         raise Invalid(CONTENT_NEEDED, {"content": [CONTENT_NEEDED]})
     if fields.get("parent_message_id"):
         fields["parent_message_id"] = _ulid(fields["parent_message_id"])
@@ -93,21 +93,26 @@ def _check_parent(channel_id: uuid.UUID, parent_id: uuid.UUID | None) -> None:
 
 
 async def post(request, channel_id: uuid.UUID, author_id: int, author_name: str | None, author_kind: str,
-               fields: dict, location: str, language: str = ""):
+               fields: dict, location: str, language: str = "", direct: bool = False):
     """Send the new message through the write path; answer 201 with it as stored (`language`: the reader's)."""
     _check_parent(channel_id, fields.get("parent_message_id"))
+    file_ids = fields.get("attachment_ids") or []
+    if file_ids and not files.attachable(author_id, file_ids):
+        raise Invalid(files.NOT_ATTACHABLE, {"attachment_ids": [files.NOT_ATTACHABLE]})
     ids = await claim_ids(request, f"user:{author_id}", "id")
     message_id = uuid.UUID(ids["id"])
+    body_text = fields.get("content") or ""
     command = c.PostMessage(command_id=ids["command_id"], message_id=message_id, channel_id=channel_id,
-                            author_id=author_id, body=fields["content"], pinned=False, at=utcnow(),
+                            author_id=author_id, body=body_text, pinned=False, at=utcnow(),
                             parent_id=fields.get("parent_message_id"), author_kind=author_kind,
-                            translation_status="skipped" if fields.get("skip_translation") else "pending")
+                            translation_status="skipped" if fields.get("skip_translation") or not body_text
+                            else "pending", file_ids=file_ids, attachment_ids=[new_id() for _ in file_ids])
     stored = r.Message(ulid_of(message_id), r.Author(author_id, author_name, author_kind), "text", command.body,
                        None, command.translation_status, None, command.body, "original",
                        ulid_of(command.parent_id) if command.parent_id else None, 0, stamp(command.at), None)
     return await write(request, command, location=f"{location}/{ulid_of(message_id)}",
-                       render=lambda: one(channel_id, message_id, language, status=201),
-                       render_applied=lambda: json(r.MessageOne(stored), status=201))
+                       render=lambda: one(channel_id, message_id, language, status=201, direct=direct),
+                       render_applied=None if file_ids else lambda: json(r.MessageOne(stored), status=201))
 
 
 _live = Prepared(lambda channel_id, message_id: Message.select().where(
@@ -131,12 +136,13 @@ _one = Prepared(lambda channel_id, message_id, language: r.with_translation(_col
     channel_id=uuid.UUID, message_id=uuid.UUID, language=str)
 
 
-def one(channel_id: uuid.UUID, message_id: uuid.UUID, language: str, status: int = 200):
+def one(channel_id: uuid.UUID, message_id: uuid.UUID, language: str, status: int = 200, direct: bool = False):
     """The message as a reader of `language` sees it ("": the original)."""
     rows = _one.raw(channel_id=channel_id, message_id=message_id, language=language)
     if not rows:
         raise NotFound("Message not found.")
-    return json(r.MessageOne(r.message_of_row(rows[0])), status=status)
+    attachments = r.attachments_of([message_id], direct) if rows[0][12] else None
+    return json(r.MessageOne(r.message_of_row(rows[0], attachments)), status=status)
 
 
 def _window(newest_first: bool, thread: bool):
@@ -159,7 +165,8 @@ _WINDOWS = {(newest_first, thread): _window(newest_first, thread) for newest_fir
 _LOWEST, _HIGHEST = uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)
 
 
-def page(request, channel_id: uuid.UUID, language: str) -> tuple[r.MessageList, uuid.UUID | None]:
+def page(request, channel_id: uuid.UUID, language: str,
+         direct: bool = False) -> tuple[r.MessageList, uuid.UUID | None]:
     """One page of the channel (newest first) or of a thread (oldest first) as a reader of `language` sees it;
     also the newest id on it."""
     form = validate(query(request), LIST)
@@ -178,7 +185,9 @@ def page(request, channel_id: uuid.UUID, language: str) -> tuple[r.MessageList, 
     rows = rows[:per_page]
     if back:
         rows.reverse()  # read backward from the cursor; shown in the list's own order
-    items = [r.message_of_row(row) for row in rows]
+    with_files = [row[0] for row in rows if row[12]]
+    attachments = r.attachments_of(with_files, direct) if with_files else None
+    items = [r.message_of_row(row, attachments) for row in rows]
     has_next, has_prev = (True, more) if back else (more, cursor is not None)
     next_cursor = items[-1].id if items and has_next else None
     prev_cursor = items[0].id if items and has_prev else None

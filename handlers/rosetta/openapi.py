@@ -7,7 +7,7 @@ import copy
 import re
 from functools import cache
 
-from handlers.rosetta import auth, chat_openapi, me, messages, paging, resources, schemas, social
+from handlers.rosetta import auth, chat_openapi, files, me, messages, paging, resources, schemas, social
 from handlers.rosetta.forms import json_schema
 from handlers.rosetta.me import ABILITIES
 
@@ -32,9 +32,12 @@ _PATH_PARAMS = {
 
 
 def _query_parameters(form) -> list[tuple[str, str, dict]]:
-    """(name, description, schema) of each field of a query form; integers arrive as digits."""
+    """(name, description, schema) of each field of a query form; integers arrive as digits, and a query
+    value is never null (an absent one is)."""
     def schema(name, field):
         found = json_schema({name: field})["properties"][name]
+        if "enum" in found:
+            found["enum"] = [value for value in found["enum"] if value is not None]
         return {k: v for k, v in found.items() if k != "description"} | (
             {"type": "integer"} if field.type == "integer" else {"type": "string"})
     return [(name, field.description, schema(name, field)) for name, field in form.items()]
@@ -45,6 +48,7 @@ _QUERY = {
                ("signature", "The link's signature, as the mailed link has it.", {"type": "string"})],
     "page": _query_parameters(paging.PAGE),
     "messages": _query_parameters(messages.LIST),
+    "files": _query_parameters(files.LIST),
 }
 
 _STATE_COOKIE = "The web app's variant also sets the `oauth_state` cookie that binds the flow to this browser."
@@ -117,6 +121,10 @@ _AUTH_STEPS = [
 ]
 
 # The route table of the rest: (method, path, operationId, tag, summary, (status, description, schema), options).
+# options, besides those above: query (a _QUERY entry), write ("create", "update" or "delete": through the write
+# path, so `Prefer: respond-async` answers 202, and a create takes an Idempotency-Key), optional_body, multipart
+# (a multipart/form-data body instead of JSON: (MULTIPART_FORMS entry, description)), download (the success is
+# the file's bytes, with 206, 304 and 416 beside it), ability, webhook, static (no failures), set_cookie.
 _ROUTES = [
     ("get", "/sanctum/csrf-cookie", "getCsrfCookie", "Web Authentication", "Get the XSRF-TOKEN cookie",
      (204, "The XSRF-TOKEN cookie is set: the session's token when signed in, else a new one good for a day.", None),
@@ -199,6 +207,23 @@ _HEADERS = {
     "Location": {"description": "Where to go.", "required": True, "schema": {"type": "string"}},
     "Preference-Applied": {"description": "RFC 7240: the respond-async preference was honoured.", "required": True,
                            "schema": {"type": "string", "enum": ["respond-async"]}},
+    "ETag": {"description": "The file's SHA-256 (hex), quoted: send it back in If-None-Match.", "required": True,
+             "schema": {"type": "string", "pattern": '^"[0-9a-f]{64}"$'}},
+    "Cache-Control": {"description": "A private copy may be kept, but checked (If-None-Match) before each use.",
+                      "required": True, "schema": {"type": "string", "enum": ["private, no-cache"]}},
+    "Accept-Ranges": {"description": "One `bytes` Range is served.", "required": True,
+                      "schema": {"type": "string", "enum": ["bytes"]}},
+    "Content-Disposition": {"description": "RFC 6266: `inline` for images, audio, video, plain text and PDF, else "
+                                           "`attachment`; the client's file name as an ASCII `filename` and as "
+                                           "`filename*` (UTF-8, percent-encoded).",
+                            "required": True, "schema": {"type": "string", "pattern": "^(inline|attachment); "}},
+    "X-Content-Type-Options": {"description": "Browsers keep to the Content-Type.", "required": True,
+                               "schema": {"type": "string", "enum": ["nosniff"]}},
+    "Content-Length": {"description": "The bytes sent.", "required": True, "schema": {"type": "integer", "minimum": 0}},
+    "Content-Range": {"description": "RFC 9110: which bytes these are, of how many (`bytes first-last/size`).",
+                      "required": True, "schema": {"type": "string", "pattern": r"^bytes \d+-\d+/\d+$"}},
+    "Content-Range-Unsatisfied": {"description": "RFC 9110: the file's size (`bytes */size`).", "required": True,
+                                  "schema": {"type": "string", "pattern": r"^bytes \*/\d+$"}},
 }
 
 _PARAMETERS = {
@@ -217,6 +242,15 @@ _PARAMETERS = {
                    "description": "The cookie GET /sanctum/csrf-cookie sets; the X-XSRF-TOKEN header must equal it."},
     "oauth_state": {"name": "oauth_state", "in": "cookie", "required": True, "schema": {"type": "string"},
                     "description": "The cookie the web redirect set; the state must be the one made with it."},
+    "Range": {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"},
+              "example": "bytes=0-1023",
+              "description": "RFC 9110: one span, `bytes=first-last`, `bytes=first-` or `bytes=-suffix` (the last "
+                             "bytes), answers 206 with those bytes, or 416 when the file has none of them. Several "
+                             "spans or another unit are ignored: 200 with the whole file."},
+    "If-None-Match": {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                      "example": '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"',
+                      "description": "ETags of copies the client holds (weak ones too), or `*`: 304 when one is "
+                                     "the file's."},
 }
 
 
@@ -226,6 +260,15 @@ def _ref(kind: str, name: str) -> dict:
 
 def _json(schema: str | None) -> dict:
     return {} if schema is None else {"content": {"application/json": {"schema": _ref("schemas", schema)}}}
+
+
+# A download's answer: the file's bytes, with these headers.
+_BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+_FILE_HEADERS = ("ETag", "Cache-Control", "Accept-Ranges", "Content-Disposition", "X-Content-Type-Options")
+
+
+def _download_headers(*names: str) -> dict:
+    return {name: _ref("headers", name) for name in (*_FILE_HEADERS, *names)}
 
 
 def _security(method: str, options: dict) -> list:
@@ -264,6 +307,8 @@ def _parameters(path: str, options: dict, providers: tuple[str, ...]) -> list[di
         parameters.append(_ref("parameters", "Idempotency-Key"))
     if options.get("state_cookie") == "needed":
         parameters.append(_ref("parameters", "oauth_state"))
+    if options.get("download"):
+        parameters += [_ref("parameters", "Range"), _ref("parameters", "If-None-Match")]
     return parameters
 
 
@@ -280,6 +325,8 @@ def _failures(method: str, path: str, options: dict) -> dict[int, dict]:
         statuses.add(419)
     if "body" in options:
         statuses |= {400, 413, 422}
+    if "multipart" in options:
+        statuses |= {413, 422}  # no 400: a body that is not multipart names no file, a 422
     if options.get("query") or options.get("write") == "create":
         statuses.add(422)  # the query, or a malformed or reused Idempotency-Key
     if options.get("webhook"):
@@ -296,6 +343,8 @@ def _failures(method: str, path: str, options: dict) -> dict[int, dict]:
             failures[status] = {"description": text, **_json("ValidationError" if status == 422 else "Message")}
     if options.get("write"):
         failures[202] = _ref("responses", "202-location" if options["write"] == "create" else "202")
+    if options.get("download"):
+        failures |= {status: _ref("responses", str(status)) for status in (206, 304, 416)}
     return failures
 
 
@@ -310,10 +359,18 @@ def _operation(method, path, op_id, tag, summary, success, options, providers) -
         schema, text = options["body"]
         operation["requestBody"] = {"required": not options.get("optional_body"), "description": text,
                                     "content": {"application/json": {"schema": _ref("schemas", schema)}}}
+    elif "multipart" in options:
+        schema, text = options["multipart"]
+        media = {"schema": _ref("schemas", schema)}
+        if part_types := chat_openapi.MULTIPART_FORMS[schema][1]:
+            media["encoding"] = {part: {"contentType": media_type} for part, media_type in part_types.items()}
+        operation["requestBody"] = {"required": True, "description": text, "content": {"multipart/form-data": media}}
     status, description, content = success
     response = {"description": description, **_json(content)}
     if options.get("set_cookie"):
         response["headers"] = {"Set-Cookie": _ref("headers", "Set-Cookie")}
+    if options.get("download"):
+        response |= {"headers": _download_headers("Content-Length"), "content": _BYTES}
     if op_id in _LINKS:
         response["links"] = {target: {"operationId": target, "parameters": parameters}
                              for target, parameters in _LINKS[op_id].items()}
@@ -342,6 +399,7 @@ def _auth_routes() -> list[tuple]:
 def _components(session_cookie: str) -> dict:
     components = schemas.json_schemas(schemas.SCHEMAS + resources.SCHEMAS)
     components |= {name: json_schema(form) for name, form in _FORMS.items()}
+    components |= {name: schema for name, (schema, _) in chat_openapi.MULTIPART_FORMS.items()}
     components["ValidationError"] = {
         "type": "object", "required": ["message"],
         "properties": {"message": {"type": "string"},
@@ -362,6 +420,14 @@ def _components(session_cookie: str) -> dict:
     responses["202-location"] = {"description": "Accepted (Prefer: respond-async): the write is queued; Location is "
                                                 "where to read it once committed, where it can be read by id.",
                                  "headers": {**applied, "Location": _ref("headers", "Location")}}
+    responses["206"] = {"description": "The bytes of the one span the `Range` asked for (cut at the end of the file).",
+                        "headers": _download_headers("Content-Length", "Content-Range"), "content": _BYTES}
+    responses["304"] = {"description": "Not modified: `If-None-Match` names the file's ETag (or is `*`).",
+                        "headers": {name: _ref("headers", name) for name in ("ETag", "Cache-Control")}}
+    responses["416"] = {"description": "Range not satisfiable: the span starts past the end of the file, ends before "
+                                       "it starts, or asks for no bytes.",
+                        "headers": {**_download_headers(), "Content-Range": _ref("headers",
+                                                                                 "Content-Range-Unsatisfied")}}
     return {
         "schemas": components,
         "responses": responses,
@@ -398,8 +464,9 @@ def _document(session_cookie: str, providers: tuple[str, ...]) -> dict:
                  "description": "RosettaChat V1: authentication (apps by bearer token, the web app by session "
                                 "cookie), the current user, personal access tokens, workspaces with members, "
                                 "channels and invites, channel and direct messages, incoming webhooks and "
-                                "automation. Every write goes through a queue: `Prefer: respond-async` answers 202 "
-                                "at once, and `Idempotency-Key` makes a retried create safe."},
+                                "automation, file uploads and message attachments. Every write goes through a "
+                                "queue: `Prefer: respond-async` answers 202 at once, and `Idempotency-Key` makes a "
+                                "retried create safe."},
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": ["*"]}, {"sessionCookie": []}],
         "tags": [{"name": tag} for tag in tags],

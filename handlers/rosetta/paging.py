@@ -14,8 +14,9 @@ PAGE = {
 }
 
 
-def paginate(request, rows, render) -> tuple[list, s.PageMeta, s.PageLinks]:
-    """One page of the (ordered) peewee query `rows`, each rendered, with Laravel's meta and links."""
+def paginate(request, rows, render, keep: dict | None = None) -> tuple[list, s.PageMeta, s.PageLinks]:
+    """One page of the (ordered) peewee query `rows`, each rendered, with Laravel's meta and links (which
+    carry the `keep` query parameters too, the list's filters)."""
     form = validate(query(request), PAGE)
     per_page, page = form.get("per_page", 15), form.get("page", 1)
     total = rows.count()
@@ -23,7 +24,8 @@ def paginate(request, rows, render) -> tuple[list, s.PageMeta, s.PageLinks]:
     last = max(1, math.ceil(total / per_page))
 
     def url(n: int) -> str:
-        return f"{request.scheme}://{request.host}{request.path}?{urlencode({'page': n, 'per_page': per_page})}"
+        params = {**(keep or {}), "page": n, "per_page": per_page}
+        return f"{request.scheme}://{request.host}{request.path}?{urlencode(params)}"
 
     first = (page - 1) * per_page + 1 if items else None
     return (items,

@@ -5,6 +5,7 @@ Ids are lowercase ULIDs (models.ulid_of); user ids are integers.
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 import msgspec
@@ -13,6 +14,8 @@ from msgspec import Struct
 from handlers.rosetta.schemas import PageLinks, PageMeta, Timestamp, stamp
 from peewee import JOIN, fn
 
+from models import Attachment as AttachmentRow
+from models import File as FileRow
 from models import Message as MessageRow
 from models import Translation, User, ulid_of
 
@@ -88,6 +91,15 @@ class Author(Struct):
     kind: Literal["user", "webhook", "automation", "guest"]
 
 
+class Attachment(Struct):
+    id: str
+    file_id: str
+    client_name: str
+    mime_type: str
+    size: int
+    download_url: str  # for the message's readers
+
+
 class Message(Struct):
     id: str
     author: Author
@@ -102,6 +114,7 @@ class Message(Struct):
     reply_count: int
     created_at: Timestamp
     edited_at: Timestamp | None
+    attachments: list[Attachment] = []
 
 
 class MessageOne(Struct):
@@ -138,7 +151,8 @@ def author_name():
 #: The columns of a message's row, in the order `message_of_row` reads them.
 MESSAGE_COLUMNS = (MessageRow.id, MessageRow.author, MessageRow.author_kind, MessageRow.type, MessageRow.body,
                    MessageRow.language, MessageRow.translation_status, MessageRow.translation_error,
-                   MessageRow.parent, MessageRow.reply_count, MessageRow.created_at, MessageRow.edited_at)
+                   MessageRow.parent, MessageRow.reply_count, MessageRow.created_at, MessageRow.edited_at,
+                   MessageRow.attachment_count)
 
 
 def with_translation(query, language: str):
@@ -148,22 +162,46 @@ def with_translation(query, language: str):
         & (Translation.version == MessageRow.version))
 
 
-def message_of_row(row: tuple) -> Message:
+def message_of_row(row: tuple, attachments: dict | None = None) -> Message:
     """A message as its reader sees it, from MESSAGE_COLUMNS, the author's name and the translation into the
-    reader's language (or None), as the driver returns them (ids as UUIDs or text)."""
+    reader's language (or None), as the driver returns them (ids as UUIDs or text); `attachments` by
+    message id (attachments_of) for rows that have any."""
     (message_id, author_id, author_kind, kind, body, language, status, error, parent_id, replies, created_at,
-     edited_at, name, translated) = row
+     edited_at, attachment_count, name, translated) = row
     return Message(ulid_of(message_id), Author(author_id, name, author_kind), kind, body, language, status,
                    error if status in ("partial", "failed") else None,
                    body if translated is None else translated, "original" if translated is None else "translated",
-                   ulid_of(parent_id) if parent_id else None, replies, stamp(created_at), stamp(edited_at))
+                   ulid_of(parent_id) if parent_id else None, replies, stamp(created_at), stamp(edited_at),
+                   attachments.get(str(message_id).replace("-", ""), []) if attachment_count and attachments else [])
 
 
-def message(m, author_name: str | None, translated: str | None = None) -> Message:
+def message(m, author_name: str | None, translated: str | None = None, attachments: dict | None = None) -> Message:
     """A message model as its reader sees it."""
     return message_of_row((m.id, m.author_id, m.author_kind, m.type, m.body, m.language, m.translation_status,
-                           m.translation_error, m.parent_id, m.reply_count, m.created_at, m.edited_at, author_name,
-                           translated))
+                           m.translation_error, m.parent_id, m.reply_count, m.created_at, m.edited_at,
+                           m.attachment_count, author_name, translated), attachments)
+
+
+def attachments_of(message_ids: list, direct: bool) -> dict[str, list[Attachment]]:
+    """The attachments of these messages (ids as UUIDs or driver text), by message id as 32 hex digits."""
+    if not message_ids:
+        return {}
+    path = "direct-message-attachments" if direct else "message-attachments"
+    found: dict[str, list[Attachment]] = {}
+    rows = (AttachmentRow.select(AttachmentRow.id, AttachmentRow.message, FileRow.id, FileRow.client_name,
+                                 FileRow.mime_type, FileRow.size).join(FileRow)
+            .where(AttachmentRow.message.in_([_uuid(m) for m in message_ids]))
+            .order_by(AttachmentRow.message, AttachmentRow.position).tuples())
+    for attachment_id, message_id, file_id, client_name, mime_type, size in rows:
+        attachment = ulid_of(attachment_id)
+        found.setdefault(str(message_id).replace("-", ""), []).append(
+            Attachment(attachment, ulid_of(file_id), client_name, mime_type, size,
+                       f"/api/v1/{path}/{attachment}/download"))
+    return found
+
+
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 class Participant(Struct):
@@ -281,6 +319,30 @@ def with_secret(w, secret: str) -> WebhookWithSecret:
     return WebhookWithSecret(**msgspec.structs.asdict(webhook(w)), secret=secret)
 
 
-SCHEMAS = (WorkspaceOne, WorkspaceList, MemberOne, MemberList, ChannelOne, ChannelList, MessageOne, MessageList,
+class FileResource(Struct):
+    id: str
+    client_name: str  # as the uploader named it (only data: the stored name is random)
+    size: int
+    mime_type: str  # sniffed from the bytes
+    visibility: Literal["public", "private"]
+    sha256: str
+    meta: dict | None
+    claimed: bool  # attached to a message: kept; until then it expires
+    expires_at: Timestamp | None
+    created_at: Timestamp
+    download_url: str
+
+
+class FileOne(Struct):
+    data: FileResource
+
+
+class FileList(Struct):
+    data: list[FileResource]
+    meta: PageMeta
+    links: PageLinks
+
+
+SCHEMAS = (FileOne, FileList, WorkspaceOne, WorkspaceList, MemberOne, MemberList, ChannelOne, ChannelList, MessageOne, MessageList,
            ConversationOne, ConversationList, RecipientOne, InviteCreated, InviteList, InvitePreviewOne, WebhookOne,
            WebhookSecretOne, WebhookList)
