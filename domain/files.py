@@ -68,9 +68,7 @@ def claim(message_id: uuid.UUID, author_id: int, file_ids: list[uuid.UUID], atta
     if not file_ids:
         return
     now = utcnow()  # the time of the write, not of the request: a file that expired meanwhile stays out
-    claimed = File.update(claimed_at=now, expires_at=None).where(
-        File.id.in_(file_ids) & (File.uploader == author_id) & File.claimed_at.is_null() & File.deleted_at.is_null()
-        & (File.expires_at > now)).execute()
+    claimed = File.update(claimed_at=now, expires_at=None).where(_claimable(author_id, file_ids, now)).execute()
     if claimed != len(set(file_ids)):
         raise Invalid(NOT_ATTACHABLE, {"attachment_ids": [NOT_ATTACHABLE]})
     Attachment.insert_many([{"id": attachment_id, "message": message_id, "file": file_id, "position": position,
@@ -81,10 +79,13 @@ def claim(message_id: uuid.UUID, author_id: int, file_ids: list[uuid.UUID], atta
 
 def attachable(author_id: int, file_ids: list[uuid.UUID]) -> bool:
     """Whether every file could be claimed now (the handler's early answer; the write decides)."""
-    now = utcnow()
-    return File.select().where(
-        File.id.in_(file_ids) & (File.uploader == author_id) & File.claimed_at.is_null() & File.deleted_at.is_null()
-        & (File.expires_at > now)).count() == len(set(file_ids))
+    return File.select().where(_claimable(author_id, file_ids, utcnow())).count() == len(set(file_ids))
+
+
+def _claimable(author_id: int, file_ids: list[uuid.UUID], now: dt.datetime):
+    """Which of these files the author may attach at `now`: theirs, staged, not deleted, not expired."""
+    return (File.id.in_(file_ids) & (File.uploader == author_id) & File.claimed_at.is_null()
+            & File.deleted_at.is_null() & (File.expires_at > now))
 
 
 def may_read_message_of(viewer_id: int, channel: Channel) -> bool:
