@@ -16,6 +16,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/rosetta_chat.py
 	$(PY) bench/translation.py
 	$(PY) bench/files.py
+	$(PY) bench/push_fanout.py
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)

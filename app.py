@@ -66,6 +66,8 @@ def _setup_logging(settings: config.Settings) -> None:
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     # APScheduler logs every run of every job at INFO; the sweeps log what they did themselves.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # A line for every request the push and translation workers make, at thousands a second.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _require_redis(settings: config.Settings) -> None:

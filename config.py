@@ -174,6 +174,29 @@ class Files(msgspec.Struct, frozen=True):
     s3_secret_key: str
 
 
+class Push(msgspec.Struct, frozen=True):
+    fcm_url: str
+    fcm_token_url: str
+    fcm_service_account_file: str
+    apns_url: str
+    apns_key_file: str
+    apns_key_id: str
+    apns_team_id: str
+    apns_topic: str
+    apns_token_refresh_s: int
+    expo_url: str
+    expo_access_token: str
+    expo_receipt_delay_s: int
+    translation_wait_ms: int
+    concurrency: int
+    timeout_s: float
+    batch_size: int
+    max_retries: int
+    stuck_after_s: int
+    preview_chars: int
+    max_devices_per_user: int
+
+
 class Logging(msgspec.Struct, frozen=True):
     level: str
 
@@ -194,6 +217,7 @@ class Settings(msgspec.Struct, frozen=True):
     mail: Mail
     translation: Translation
     files: Files
+    push: Push
     logging: Logging
 
     @property

@@ -200,6 +200,7 @@ class Message(BaseModel):
     attachment_count = IntegerField(default=0)  # so a page of messages looks attachments up only when it has any
     reply_count = IntegerField(default=0)  # live replies in its thread
     pinned = BooleanField(default=False)
+    pushed_at = DateTimeField(null=True)  # when its readers' push notifications were queued (actors/push.py)
     created_at = DateTimeField()
     edited_at = DateTimeField(null=True)
     deleted_at = DateTimeField(null=True)
@@ -286,6 +287,59 @@ class Webhook(BaseModel):
     created_by = ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
     created_at = DateTimeField()
     updated_at = DateTimeField()
+
+
+class Device(BaseModel):
+    """A device that gets push notifications for its user. The push token is its identity: only its keyed
+    hash (for look-ups) and the token sealed under the deployment's key are kept."""
+
+    id = UUIDField(primary_key=True)
+    user = ForeignKeyField(User, backref="devices", on_delete="CASCADE")
+    platform = CharField()  # ios | android | web
+    provider = CharField()  # fcm | apns | expo
+    token_hash = CharField(unique=True)
+    token_sealed = TextField()
+    device_id = CharField(null=True)  # the client's own stable identifier, if it gave one
+    device_name = CharField(null=True)
+    app_version = CharField(null=True)
+    created_at = DateTimeField()
+    last_used_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("user", "last_used_at"), False),)
+
+
+class PushDelivery(BaseModel):
+    """One message's notification to one device, so it is sent once however often its actor runs.
+
+    `queued` when the fan-out wrote it, `sending` once a batch claimed it (`claim`), then `sent` (`ref`:
+    the gateway's id for it), `failed` (`error` says why) or back to `queued` for another try. Expo's
+    tickets are checked for a receipt at `receipt_at`.
+    """
+
+    id = AutoField()
+    message = ForeignKeyField(Message, backref="push_deliveries", on_delete="CASCADE")
+    device = ForeignKeyField(Device, backref="deliveries", on_delete="CASCADE", index=True)
+    language = CharField()  # the reader's, when the fan-out ran
+    status = CharField(default="queued")
+    claim = CharField(null=True)
+    attempts = IntegerField(default=0)
+    due_at = DateTimeField()  # queued: when it is to be sent; sending: when it was claimed
+    ref = CharField(null=True)
+    error = TextField(null=True)
+    receipt_at = DateTimeField(null=True)
+    created_at = DateTimeField()
+    sent_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("message", "device"), True), (("claim",), False))
+
+
+# The sweeps' look-ups: deliveries still to send or being sent, and Expo tickets whose receipt is due.
+PushDelivery.add_index(PushDelivery.index(PushDelivery.due_at, name="pushdelivery_unsent")
+                       .where(PushDelivery.status.in_(("queued", "sending"))))
+PushDelivery.add_index(PushDelivery.index(PushDelivery.receipt_at, name="pushdelivery_receipt")
+                       .where(PushDelivery.receipt_at.is_null(False)))
 
 
 class Outbox(BaseModel):
@@ -386,7 +440,7 @@ class Prepared:
 
 
 TABLES = [User, Token, SocialAccount, Workspace, Membership, Channel, ChannelMember, Message, Translation, File,
-          Attachment, Invite, Webhook, AppliedCommand, Outbox]
+          Attachment, Invite, Webhook, Device, PushDelivery, AppliedCommand, Outbox]
 
 
 def is_postgres() -> bool:

@@ -5,16 +5,18 @@ Run workers with `python app.py worker [-Q queue ...]`; the dramatiq CLI imports
 
 import dramatiq
 from dramatiq.middleware import default_middleware
+from dramatiq.middleware.asyncio import AsyncIO
 
 from actors.broker import build_broker
 from actors.database import DatabaseSetup
 from config import settings
 
-broker = build_broker(settings(), middleware=[m() for m in default_middleware] + [DatabaseSetup()])
+# AsyncIO: an event loop thread in each worker process, where the push gateways' clients live (actors/push.py).
+broker = build_broker(settings(), middleware=[m() for m in default_middleware] + [DatabaseSetup(), AsyncIO()])
 dramatiq.set_broker(broker)
 
 # Registers the actors on the broker.
-from actors import email, expiry, files, messages, outbox, relay, translation, writes  # noqa: E402,F401
+from actors import email, expiry, files, messages, outbox, push, relay, translation, writes  # noqa: E402,F401
 
 broker.add_middleware(relay.RelayShutdown())
 

@@ -2,9 +2,9 @@
 
 Each actor gets the ids of the messages that committed together (a busy channel's posts travel in
 one Dramatiq message), re-reads them and passes over any that are gone, so a resend from the outbox
-is harmless. For now they record that the message is ready for the work that comes next (push
-fan-out, outgoing events), which will fan out from here; translation has an actor of its own that the
-outbox sends the same follow-ups to (actors/translation.py).
+is harmless. For now they record that the message is ready for the work that comes next (outgoing
+events), which will fan out from here; translation and push have actors of their own that the outbox
+sends the same follow-ups to (actors/translation.py, actors/push.py).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from itertools import groupby
 
 import dramatiq
 
-from actors import email, files, messages, translation
+from actors import email, files, messages, push, translation
 from actors.database import one_writer
 from config import settings
 from models import Outbox, db, utcnow
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 # work per message were most of what a post cost the worker.
 ACTORS = {
     "verification_email": ([email.send_verification_email], None),
-    "message_posted": ([messages.message_posted, translation.translate_messages], "message_id"),
+    "message_posted": ([messages.message_posted, translation.translate_messages, push.fan_out], "message_id"),
     "message_edited": ([messages.message_edited, translation.translate_messages], "message_id"),
     "message_deleted": ([messages.message_deleted], "message_id"),
     "file_deleted": ([files.file_deleted], "storage_key"),

@@ -15,7 +15,9 @@ Dramatiq message for all the messages a commit wrote) and, for those still `pend
 4. stores the translations of the version it translated, and moves the message to `completed`,
    `partial` (some languages failed; `translation_error` says which and why) or `failed`. An edit
    made meanwhile bumped the version, so a late result is discarded and the edit's own run stores
-   its translations.
+   its translations;
+5. sends the messages on to the push fan-out (actors/push.py), whose notifications wait for their
+   readers' translations (a message pushed already is passed over there).
 
 Calls share the engine's concurrency and rate limits with every other worker (actors/limits.py),
 and are retried with backoff when the engine timed out or answered 5xx or 429. With provider
@@ -39,6 +41,7 @@ from types import SimpleNamespace
 import dramatiq
 from peewee import JOIN, fn
 
+from actors import push
 from actors.database import one_writer, read_then_write
 from actors.limits import Gate
 from config import settings
@@ -118,11 +121,13 @@ def translate_messages(message_ids: list[str]) -> None:
             Message.update(translation_status="skipped").where(
                 Message.id.in_([row.id for row in rows]) & (Message.translation_status == "pending")).execute()
         logger.info("Translation is off ([translation] provider = \"none\"): %d messages marked skipped.", len(rows))
+        push.fan_out.send([str(row.id) for row in rows])
         return
     started = time.monotonic()
     works = _plan(translator, rows)
     calls, cached = _translate(translator, [w for w in works if w.targets])
     stored = _store(translator, works)
+    push.fan_out.send([str(w.message_id) for w in works])  # their notifications waited for this
     logger.info("Translated %d of %d messages with %s: %d calls, %d from the cache, %.0f ms.", stored, len(works),
                 translator.name, calls, cached, (time.monotonic() - started) * 1000)
 

@@ -254,4 +254,4 @@ def _(cmd: c.UnlinkSocialAccount) -> None:
 
 
 # Each area's commands register how they apply when imported.
-from domain import files, messages, webhooks, workspaces  # noqa: E402,F401
+from domain import devices, files, messages, webhooks, workspaces  # noqa: E402,F401

@@ -8,7 +8,7 @@ import signal
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from actors import broker, expiry, files, outbox, translation
+from actors import broker, expiry, files, outbox, push, translation
 from config import Settings
 from scheduler.leader import LeaderLock
 
@@ -36,6 +36,9 @@ def run(settings: Settings) -> None:
                       seconds=max(1, min(every, settings.files.staged_ttl_s // 4)))
     scheduler.add_job(when_leading(translation.resend_stuck_translations), "interval",
                       seconds=max(1, settings.translation.stuck_after_s // 2))
+    scheduler.add_job(when_leading(push.resend_stuck_pushes), "interval", seconds=max(1, settings.push.stuck_after_s // 2))
+    scheduler.add_job(when_leading(push.check_receipts), "interval",
+                      seconds=max(1, min(60, settings.push.expo_receipt_delay_s // 2)))
 
     def stop(signum, frame):
         logger.info("Scheduler stopping on signal %d.", signum)

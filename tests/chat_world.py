@@ -1,6 +1,6 @@
 """What the RosettaChat schemathesis tests need for the chat operations: a workspace the owner runs, with a
 channel, a member, messages, an invite, a webhook and a conversation, the owner's files (a staged one, and
-one attached to a channel message and one to a direct message), and the values a real client of them would
+one attached to a channel message and one to a direct message) and push devices, and the values a real client of them would
 send in a positive case (ids that exist, a free slug, a secret that works, files of its own to attach, a
 Range the file has bytes for).
 
@@ -19,6 +19,8 @@ import httpx
 
 _API = "/api/v1"
 _counter = itertools.count()
+_PUSH_TOKENS = {"apns": lambda: uuid.uuid4().hex * 2, "expo": lambda: f"ExponentPushToken[{uuid.uuid4().hex}]",
+                "fcm": lambda: f"spec-{uuid.uuid4().hex}"}
 
 
 class ChatWorld:
@@ -111,6 +113,9 @@ class ChatWorld:
             params["file_id"] = self.file
         if "attachment_id" in params:
             params["attachment_id"] = self.direct_attachment if "/direct-message-" in path else self.attachment
+        if path == f"{_API}/devices/{{id}}":  # only DELETE: a device of its own
+            params["id"] = self._created("/devices", {"platform": "ios", "provider": "apns",
+                                                      "push_token": uuid.uuid4().hex * 2})
         self.authorize(case)
 
     def authorize(self, case) -> None:
@@ -156,6 +161,12 @@ class ChatWorld:
                 body["channel_id"] = self.channel
         if path.endswith("/direct-recipients/resolve"):  # a generated address may be on a special-use domain
             body["email"] = self.member_email if next(_counter) % 2 else f"nobody-{uuid.uuid4().hex[:12]}@example.com"
+        if path == f"{_API}/devices" and body.get("provider") in _PUSH_TOKENS:
+            # A token of the provider's shape, for a platform it reaches (`apns` is iOS only, `expo` not web).
+            body["push_token"] = _PUSH_TOKENS[body["provider"]]()
+            if body.get("platform") not in ("ios", "android", "web") or (
+                    body["provider"] != "fcm" and body["platform"] != "ios"):
+                body["platform"] = "ios"
         if "participant_user_id" in body:
             body["participant_user_id"] = str(self.member_id)
         if path.endswith("/channels/{channel_id}/members"):

@@ -62,6 +62,8 @@ class Stack:
             **{f"SECTOR_THROTTLE_{name}_IP": "1000000" for name in ("LOGIN", "OTP", "OTP_VERIFY", "FORGOT", "RESOLVE")},
             # Above the five attempts a code allows, so that rule can be seen on its own.
             "SECTOR_THROTTLE_OTP_VERIFY_EMAIL": "20",
+            # No test reaches the real Expo service; push tests point the gateways at local ones (tests/gateways.py).
+            "SECTOR_PUSH_EXPO_URL": "",
         }
         self.settings = config.load(environ=self.env)
         self.redis_process = None
@@ -126,6 +128,19 @@ class Stack:
                 os.killpg(process.pid, signal.SIGKILL)
         if self.redis_process is not None:
             embedded.stop_redis(self.redis_process)
+
+
+def bound_models(stack: Stack):
+    """Generator for a module fixture: `models` bound to the stack's database in this process, and the
+    proxy given back to whoever had it (the session's `database` fixture) afterwards."""
+    import models
+
+    previous = models.db.obj
+    models.open_database(stack.settings.database_url)
+    yield models
+    models.db.close()
+    if previous is not None:
+        models.db.initialize(previous)
 
 
 def run_python(env: dict, script: str, stdin: str = "", timeout_s: float = 30) -> str:

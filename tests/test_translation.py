@@ -22,11 +22,10 @@ import pytest
 from ulid import ULID
 
 import config
-import models
 from tests import chat, translating
 from tests.api import Account, unique
 from tests.engines import FakeLibreTranslate
-from tests.stack import Stack, run_python, wait_for
+from tests.stack import Stack, bound_models, run_python, wait_for
 
 #: Reader languages of the main workspace, and the LibreTranslate code each is translated into.
 CODES = {"ja": "ja", "th": "th", "id": "id", "zh-CN": "zh-Hans"}
@@ -88,12 +87,7 @@ def tstack(fake):
 @pytest.fixture(scope="module")
 def db(tstack):
     """The translating stack's database, opened here (and the proxy given back to whoever had it)."""
-    previous = models.db.obj
-    models.open_database(tstack.settings.database_url)
-    yield models
-    models.db.close()
-    if previous is not None:
-        models.db.initialize(previous)
+    yield from bound_models(tstack)
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
 """The RosettaChat dialect, under /api/v1: accounts and sign-in (app tokens and web sessions), the
 current user and personal access tokens; workspaces, members, channels, invites, channel and direct
-messages, incoming webhooks and automation; files and message attachments."""
+messages, incoming webhooks and automation; files and message attachments; push devices."""
 
 from sanic import Blueprint
 
-from handlers.rosetta import (auth, channels, direct, docs, files, invites, me, members, messages, social,
+from handlers.rosetta import (auth, channels, devices, direct, docs, files, invites, me, members, messages, social,
                               webhooks, workspaces)
 
 PREFIX = "/api/v1"
@@ -13,7 +13,7 @@ SANCTUM_PREFIX = "/sanctum"
 
 blueprints = [
     Blueprint.group(auth.app_bp, auth.web_bp, social.bp, me.bp, docs.bp, workspaces.bp, members.bp, channels.bp,
-                    invites.bp, messages.bp, direct.bp, webhooks.bp, files.bp, url_prefix=PREFIX,
+                    invites.bp, messages.bp, direct.bp, webhooks.bp, files.bp, devices.bp, url_prefix=PREFIX,
                     strict_slashes=False),
     me.csrf_bp,
 ]

@@ -1,10 +1,10 @@
 """The chat part of the RosettaChat OpenAPI document: workspaces, members, channels, invites, messages,
-direct conversations, webhooks and automation, files and message attachments. Rows as in
+direct conversations, webhooks and automation, files and message attachments, push devices. Rows as in
 handlers/rosetta/openapi.py's route table."""
 
 from __future__ import annotations
 
-from handlers.rosetta import channels, direct, files, invites, members, messages, webhooks, workspaces
+from handlers.rosetta import channels, devices, direct, files, invites, members, messages, webhooks, workspaces
 from handlers.rosetta.forms import json_schema
 
 API = "/api/v1"
@@ -16,7 +16,7 @@ FORMS = {"WorkspaceForm": workspaces.WORKSPACE, "WorkspaceUpdateForm": workspace
          "InviteForm": invites.INVITE, "MessageForm": messages.MESSAGE, "DirectMessageForm": messages.DIRECT_MESSAGE,
          "MessageEditForm": messages.EDIT, "ConversationForm": direct.OPEN, "RecipientForm": direct.RESOLVE,
          "WebhookForm": webhooks.WEBHOOK, "WebhookUpdateForm": webhooks.WEBHOOK_UPDATE,
-         "WebhookMessageForm": webhooks.INCOMING}
+         "WebhookMessageForm": webhooks.INCOMING, "DeviceForm": devices.REGISTER}
 
 
 def _upload_form() -> dict:
@@ -61,6 +61,7 @@ PATH_PARAMS = {
     f"{API}/workspaces/{{workspace_id}}/invites/{{id}}": ("The invite's id.", _ULID),
     f"{API}/workspaces/{{workspace_id}}/webhooks/{{id}}": ("The webhook's id.", _ULID),
     f"{API}/files/{{id}}": ("The file's id.", _ULID),
+    f"{API}/devices/{{id}}": ("The device's id, as registering it answered.", _ULID),
 }
 
 _W = API + "/workspaces/{workspace_id}"
@@ -256,6 +257,18 @@ ROUTES = [
      "Direct Chat", "Download a direct message's attachment", (200, _DOWNLOAD, None),
      {"user": True, "download": True,
       "also": {404: _ATTACHMENT_404.format(kind="of a direct message", reader="a participant")}}),
+    ("post", API + "/devices", "registerAPushDevice", "Devices", "Register a push device",
+     (201, "The device, registered or refreshed (the raw token is never shown).", "DeviceOne"),
+     {"user": True, "write": "update", "body": ("DeviceForm", "The device and its push token."),
+      "also": {422: "Invalid data: a platform or provider not listed, a token that is not the provider's kind, or "
+                    "a provider that does not reach the platform (`apns` is `ios` only, `expo` `ios` and `android`)."}}),
+    ("delete", API + "/devices/{id}", "unregisterAPushDevice", "Devices", "Unregister a push device",
+     (204, "Removed; it gets no more notifications.", None),
+     {"user": True, "write": "delete", "also": {404: "`Device not found.`: no such device, or another user's."}}),
+    ("get", API + "/me/devices", "listMyPushDevices", "Me", "List my push devices",
+     (200, "The caller's devices, most recently used first unless `sort` says otherwise. " + _PAGED
+      + " The page links keep the filters.", "DeviceList"),
+     {"user": True, "query": "devices"}),
 ]
 
 DESCRIPTIONS = {
@@ -277,6 +290,20 @@ DESCRIPTIONS = {
     "deleteFile": "The uploader only, and only while no live message has it attached.",
     "downloadFile": "Readable as for the metadata. " + _RANGES,
     "listMyFiles": "Only the caller's own uploads, never deleted ones.",
+    "registerAPushDevice": "The push token is the identity: sending it again (do, on every app launch) refreshes "
+                           "`last_used_at` and answers 201 with the same device; sending it from another account "
+                           "moves the device there, so a phone handed on never gets the last owner's messages. "
+                           "Fields left out of a refresh stay as they were. A new token with the `device_id` of one "
+                           "the user has for the same provider replaces it. A user keeps the 50 most recently used "
+                           "devices (the deployment's `[push] max_devices_per_user`). The token is stored sealed "
+                           "(encrypted) with a keyed hash for look-ups, and never shown or logged. Each new message "
+                           "is pushed to the devices of its readers other than its author, in each reader's "
+                           "language: channel messages to the workspace's members who may enter the channel, direct "
+                           "messages to the other participant; inactive users get none. The notification's data "
+                           "carries `type` (`message`), `message_id`, `workspace_id` and `channel_id`, or "
+                           "`conversation_id` for a direct message, for deep links.",
+    "unregisterAPushDevice": "Only the device's owner; another user's device is a 404 as for an unknown id.",
+    "listMyPushDevices": "Raw push tokens are never returned.",
     "downloadMessageAttachment": "Whoever may read the message's channel, whatever the file's visibility. "
                                  + _RANGES,
     "downloadDirectMessageAttachment": "The conversation's participants, whatever the file's visibility. "
@@ -303,4 +330,4 @@ LINKS = {
 }
 
 TAGS = ("Workspaces", "Members", "Channels", "Invites", "Messages", "Automation", "Direct Chat", "Webhooks",
-        "Files")
+        "Files", "Devices")

@@ -7,7 +7,7 @@ import copy
 import re
 from functools import cache
 
-from handlers.rosetta import auth, chat_openapi, files, me, messages, paging, resources, schemas, social
+from handlers.rosetta import auth, chat_openapi, devices, files, me, messages, paging, resources, schemas, social
 from handlers.rosetta.forms import json_schema
 from handlers.rosetta.me import ABILITIES
 
@@ -49,6 +49,7 @@ _QUERY = {
     "page": _query_parameters(paging.PAGE),
     "messages": _query_parameters(messages.LIST),
     "files": _query_parameters(files.LIST),
+    "devices": _query_parameters(devices.LIST),
 }
 
 _STATE_COOKIE = "The web app's variant also sets the `oauth_state` cookie that binds the flow to this browser."
@@ -464,7 +465,7 @@ def _document(session_cookie: str, providers: tuple[str, ...]) -> dict:
                  "description": "RosettaChat V1: authentication (apps by bearer token, the web app by session "
                                 "cookie), the current user, personal access tokens, workspaces with members, "
                                 "channels and invites, channel and direct messages, incoming webhooks and "
-                                "automation, file uploads and message attachments. Every write goes through a "
+                                "automation, file uploads and message attachments, push devices. Every write goes through a "
                                 "queue: `Prefer: respond-async` answers 202 at once, and `Idempotency-Key` makes a "
                                 "retried create safe."},
         "servers": [{"url": "/"}],

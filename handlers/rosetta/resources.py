@@ -343,6 +343,27 @@ class FileList(Struct):
     links: PageLinks
 
 
-SCHEMAS = (FileOne, FileList, WorkspaceOne, WorkspaceList, MemberOne, MemberList, ChannelOne, ChannelList, MessageOne, MessageList,
+class Device(Struct):
+    id: str
+    platform: Literal["ios", "android", "web"]
+    provider: Literal["fcm", "expo", "apns"]
+    device_name: str | None
+    device_id: str | None  # the app install's own identifier, as it sent it
+    app_version: str | None
+    last_used_at: Timestamp  # when it was last registered (apps register on every launch)
+    created_at: Timestamp
+
+
+class DeviceOne(Struct):
+    data: Device
+
+
+class DeviceList(Struct):
+    data: list[Device]
+    meta: PageMeta
+    links: PageLinks
+
+
+SCHEMAS = (DeviceOne, DeviceList, FileOne, FileList, WorkspaceOne, WorkspaceList, MemberOne, MemberList, ChannelOne, ChannelList, MessageOne, MessageList,
            ConversationOne, ConversationList, RecipientOne, InviteCreated, InviteList, InvitePreviewOne, WebhookOne,
            WebhookSecretOne, WebhookList)

@@ -10,6 +10,7 @@ import models
 from handlers.bodies import json
 from handlers.sector import openapi
 from handlers.sector import schemas as s
+from providers import push as push_gateways
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ _TRANSLATION_OFF = "Translation is off: messages are marked skipped and every re
 
 @bp.get("/api/health/details")
 async def health_details(request):
-    """200 when the database and Redis answer, else 503; and how translation is set up."""
+    """200 when the database and Redis answer, else 503; and how translation and push are set up."""
     try:
         models.db.execute_sql("SELECT 1")
         database = "ok"
@@ -50,8 +51,15 @@ async def health_details(request):
               else _TRANSLATION_OFF)
     ok = database == redis == "ok"
     details = s.HealthDetails("ok" if ok else "degraded", database, redis,
-                              s.TranslationHealth(config.provider, enabled, config.detect, detail))
+                              s.TranslationHealth(config.provider, enabled, config.detect, detail),
+                              _push_health(request.app.ctx.settings.push))
     return json(details, status=200 if ok else 503)
+
+
+def _push_health(config) -> s.PushHealth:
+    gateways = {name: s.GatewayHealth(reason is None, reason or f"Notifications to {name} devices are sent.")
+                for name, reason in push_gateways.disabled(config).items()}
+    return s.PushHealth(**gateways)
 
 
 @bp.get("/swagger.json")

@@ -214,6 +214,21 @@ class TranslationHealth(Struct):
     detail: str
 
 
+class GatewayHealth(Struct):
+    """Whether notifications go out through one push gateway, and why not when they do not."""
+
+    enabled: bool
+    detail: str
+
+
+class PushHealth(Struct):
+    """The push gateways, as configured ([push]); devices of a gateway that is off are passed over."""
+
+    fcm: GatewayHealth
+    apns: GatewayHealth
+    expo: GatewayHealth
+
+
 class HealthDetails(Struct):
     """What the API process can reach, and how it is set up (a Sector extension)."""
 
@@ -221,6 +236,7 @@ class HealthDetails(Struct):
     database: Literal["ok", "unreachable"]
     redis: Literal["ok", "unreachable"]
     translation: TranslationHealth
+    push: PushHealth
 
 
 class Index(Struct):

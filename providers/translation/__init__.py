@@ -12,7 +12,6 @@ turns a tag into its own code, from the list of languages it serves when it publ
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import threading
 import time
@@ -20,13 +19,12 @@ import time
 import httpx
 
 from config import Translation as Config
+from providers.retrying import retry_after
 
 logger = logging.getLogger(__name__)
 
 #: How long an engine's list of languages is trusted before it is asked again.
 LANGUAGES_TTL_S = 3600
-#: The longest Retry-After honoured: a longer one would hold the workers past their actors' time limit.
-RETRY_AFTER_MAX_S = 300.0
 
 
 class EngineError(Exception):
@@ -118,7 +116,7 @@ class Engine:
         if not response.is_success:
             retryable = self.retryable(response)
             raise EngineError(f"{self.name} answered {status}: {_detail(response)}", retryable=retryable,
-                              retry_after=_retry_after(response) if retryable else None)
+                              retry_after=retry_after(response.headers.get("retry-after")) if retryable else None)
         try:
             return response.json()
         except ValueError:
@@ -145,21 +143,6 @@ def _detail(response: httpx.Response) -> str:
         if isinstance(error, str):
             return error[:200]
     return response.reason_phrase or "no reason given"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds, given as seconds or as an HTTP date (RFC 9110 §10.2.3)."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(max(0.0, seconds), RETRY_AFTER_MAX_S) if seconds == seconds else None  # NaN: no advice
 
 
 def build(config: Config) -> Engine | None:

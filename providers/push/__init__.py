@@ -1,0 +1,120 @@
+"""Push gateways as clients: each speaks one gateway's wire protocol and knows its `[push]` config,
+nothing of messages, devices or readers (actors/push.py drives them).
+
+- fcm.py: Firebase Cloud Messaging HTTP v1, one request a device over a shared HTTP/2 connection,
+  authorized by an OAuth access token that a service account's RS256 JWT is exchanged for.
+- apns.py: Apple Push Notification service over HTTP/2 (multiplexed), with an ES256 provider token.
+- expo.py: Expo's push API, 100 notifications a request, with its tickets and the receipts call.
+
+A sender's `send` is a coroutine: it runs on the worker process's event loop (Dramatiq's AsyncIO
+middleware), at most `[push] concurrency` requests in flight to its gateway, and never raises for
+what a gateway answers: each push gets an Outcome, in order. One slow or failing device does not
+hold up the others beyond its own request's timeout. Outcomes and log lines never carry a token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, Sequence
+
+import httpx
+
+from config import Push as Config
+
+
+#: How long a client keeps an idle connection: under the idle timeouts gateways close theirs after (Google's
+#: front ends a few minutes), so a send never races the gateway closing the connection it picked.
+IDLE_S = 60
+
+
+def timeouts(config: Config) -> httpx.Timeout:
+    """httpx's timeouts for a gateway client. A request's own deadline is `asyncio.timeout(timeout_s)`
+    around it: httpcore's read timeout fails the whole HTTP/2 connection, every stream in flight on it
+    (one stalled device would fail its neighbours, which the gateway may have answered already), so it
+    is only a backstop here, past the deadline."""
+    return httpx.Timeout(config.timeout_s, read=config.timeout_s * 2 + 1)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What a device shows, the same for every gateway."""
+
+    title: str
+    body: str
+    #: Deep-link ids for the app (workspace, channel or conversation, message); all strings, as FCM requires.
+    data: dict[str, str] = field(default_factory=dict)
+    #: Groups one conversation's notifications on the device: APNs `thread-id`, FCM's Android `tag`
+    #: and Android notification `tag`, in Expo's data for the app.
+    thread: str = ""
+    #: This notification's own identity, so a repeat replaces it instead of showing twice
+    #: (APNs `apns-collapse-id`, at most 64 bytes).
+    collapse_id: str = ""
+
+
+@dataclass(frozen=True)
+class Push:
+    """One notification to one device token."""
+
+    token: str
+    notification: Notification
+
+
+Status = Literal["sent", "gone", "retry", "failed"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one push.
+
+    - `sent`: the gateway took it; `ref` is its id for it (APNs `apns-id`, FCM's message name, an Expo
+      ticket id to ask the receipt of).
+    - `gone`: the token will never work again (unregistered, invalid, another app's): delete the device.
+    - `retry`: a timeout, a connection error, 5xx or 429; try again after `retry_after` seconds when the
+      gateway said (capped, providers/retrying.py), else with backoff.
+    - `failed`: any other refusal; trying again will not help.
+    `reason` says why for all but `sent`, without the token.
+    """
+
+    status: Status
+    ref: str | None = None
+    reason: str | None = None
+    retry_after: float | None = None
+
+
+class Sender:
+    """What every gateway's client does; subclasses speak the wire protocol."""
+
+    #: The gateway's name, as devices' `provider` says it.
+    name: ClassVar[str] = ""
+    #: Pushes one request carries at most (the caller sends a batch of any size; this is for counting).
+    per_request: ClassVar[int] = 1
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    async def send(self, pushes: Sequence[Push]) -> list[Outcome]:
+        """Send each push; an Outcome for each, in order."""
+        raise NotImplementedError
+
+    async def receipts(self, refs: Sequence[str]) -> dict[str, Outcome]:
+        """What became of pushes the gateway took (`sent` with these refs), for gateways that tell later
+        (Expo). Refs whose receipt is not ready yet are left out."""
+        return {}
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+
+
+def disabled(config: Config) -> dict[str, str | None]:
+    """Each gateway's name and why it is off (None: it is on), from the config alone (no network)."""
+    from providers.push import apns, expo, fcm
+
+    return {sender.name: sender.disabled(config) for sender in (fcm.FCM, apns.APNs, expo.Expo)}
+
+
+def build(config: Config) -> dict[str, Sender]:
+    """The senders of the gateways that are on, by name. Call on the event loop that will use them."""
+    from providers.push import apns, expo, fcm
+
+    return {sender.name: sender(config) for sender in (fcm.FCM, apns.APNs, expo.Expo)
+            if sender.disabled(config) is None}
