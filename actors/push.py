@@ -302,16 +302,19 @@ def check_receipts() -> None:
 @dramatiq.actor(queue_name="push", max_retries=3, time_limit=300_000)
 def resend_stuck_pushes() -> None:
     """Send again the deliveries whose batch message was lost; fail those a dead worker left mid-send."""
-    cutoff = utcnow() - dt.timedelta(seconds=settings().push.stuck_after_s)
+    now = utcnow()
+    cutoff = now - dt.timedelta(seconds=settings().push.stuck_after_s)
+    # A batch still sending is past Dramatiq's time limit for it by then: its worker is gone.
+    dead = now - dt.timedelta(seconds=max(settings().push.stuck_after_s, _POLICY["time_limit"] / 1000 + 60))
     lost = list(PushDelivery.select(PushDelivery.id, Device.provider).join(Device)
                 .where((PushDelivery.status == "queued") & (PushDelivery.due_at < cutoff)).limit(10_000).tuples())
     with one_writer(), db.atomic():
         dropped = (PushDelivery.update(status="failed", claim=None,
                                        error="its worker stopped while sending; not sent again, so it is never "
                                              "shown twice")
-                   .where((PushDelivery.status == "sending") & (PushDelivery.due_at < cutoff)).execute())
+                   .where((PushDelivery.status == "sending") & (PushDelivery.due_at < dead)).execute())
         if lost:  # due again now, so the next sweep does not send them a second time while they wait
-            PushDelivery.update(due_at=utcnow()).where(PushDelivery.id.in_([d for d, _ in lost])).execute()
+            PushDelivery.update(due_at=now).where(PushDelivery.id.in_([d for d, _ in lost])).execute()
     _send(lost)
     if lost or dropped:
         logger.warning("Push sweep: %d queued notifications sent again, %d left mid-send marked failed.", len(lost),

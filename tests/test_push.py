@@ -9,6 +9,7 @@ One stack (2 worker processes) and one set of gateways for the module.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 import time
@@ -365,3 +366,24 @@ def test_health_details_say_which_gateways_are_on(pstack, stack):
     assert {name: gateway["enabled"] for name, gateway in off.items()} == {"fcm": False, "apns": False, "expo": False}
     assert "fcm_service_account_file" in off["fcm"]["detail"] and "apns_" in off["apns"]["detail"]
     assert "expo_url" in off["expo"]["detail"]
+
+
+def test_the_sweep_sends_lost_deliveries_and_fails_those_a_dead_worker_left_mid_send(team, gateways, pstack, db):
+    author, erin, ws, channel = duo(team.stack)
+    message = chat.post(author, ws, channel, "before any device")  # pushed to nobody: erin had no device yet
+    assert wait_for(lambda: db.Message.get_by_id(as_uuid(message["id"])).pushed_at is not None, timeout=30)
+    (lost_id, lost), (half_id, half) = device(erin, "fcm"), device(erin, "fcm")
+    long_ago = db.utcnow() - dt.timedelta(minutes=10)
+    for device_id, status in ((lost_id, "queued"), (half_id, "sending")):
+        db.PushDelivery.create(message=as_uuid(message["id"]), device=as_uuid(device_id), language="en", status=status,
+                               claim="dead-worker" if status == "sending" else None, attempts=int(status == "sending"),
+                               due_at=long_ago, created_at=long_ago)
+    run_python(pstack.env, "import actors\nfrom actors import push\npush.resend_stuck_pushes.send()\n")
+    (request,) = arrived(gateways.fcm, lost)
+    assert request.body["message"]["notification"]["body"] == "Alice: before any device"
+    rows = {str(d.device_id): d for d in settled(db, message["id"], 2)}
+    assert rows[str(as_uuid(lost_id))].status == "sent"
+    half_row = rows[str(as_uuid(half_id))]
+    assert half_row.status == "failed" and "never shown twice" in half_row.error
+    time.sleep(1)
+    assert requests_for(gateways.fcm, half) == []
