@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -110,7 +111,13 @@ class Crash:
         """The stack as every other test expects it: its plain worker, no scheduler."""
         terminate(self.scheduler)
         kill(self.stack.worker)
+        restarted_ms = time.time() * 1000
         self.stack.start_worker()
+        # Booted once each group's process has fetched from its queues (every fetch is a heartbeat), so the
+        # next test's first write does not wait out its reply timeout on a machine busy booting it.
+        beats = f"{self.stack.settings.redis.namespace}:dramatiq:__heartbeats__"
+        groups = len(self.stack.settings.workers.groups.split(";"))
+        assert wait_for(lambda: len(self.redis.zrangebyscore(beats, restarted_ms, "+inf")) >= groups, timeout=60)
         for log in self.logs:
             log.close()
 
