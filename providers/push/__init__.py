@@ -14,6 +14,7 @@ hold up the others beyond its own request's timeout. Outcomes and log lines neve
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Sequence
 
@@ -103,6 +104,14 @@ class Sender:
 
     async def aclose(self) -> None:
         """Close the connections."""
+
+
+def refused(logger: logging.Logger, gateway: str, status: Status, reason: str, retry_after_s: float | None = None,
+            *, count: int = 1) -> Outcome:
+    """The Outcome of `count` pushes a gateway did not take, logged at WARNING (reasons never hold a token)."""
+    what = "a notification" if count == 1 else f"{count} notifications"
+    logger.warning("%s did not take %s (%s): %s.", gateway, what, status, reason)
+    return Outcome(status, reason=reason, retry_after=retry_after_s)
 
 
 def disabled(config: Config) -> dict[str, str | None]:

@@ -15,6 +15,7 @@ the token is gone; 429, 5xx: retry; any other: failed, with Apple's `reason`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -28,10 +29,11 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from providers.push import IDLE_S, Config, Outcome, Push, Sender, Status, timeouts
+from providers.push import IDLE_S, Config, Outcome, Push, Sender, refused, timeouts
 from providers.retrying import retry_after
 
 logger = logging.getLogger(__name__)
+_refused = functools.partial(refused, logger, "APNs")
 
 #: Apple's window for renewing a provider token, in seconds: no more often than 20 minutes, no less than 60.
 TOKEN_REFRESH_MIN_S, TOKEN_REFRESH_MAX_S = 20 * 60, 60 * 60
@@ -194,8 +196,3 @@ def _outcome(response: httpx.Response) -> Outcome:
     if status == 429 or status >= 500:
         return _refused("retry", reason, retry_after(response.headers.get("retry-after")))
     return _refused("failed", reason)
-
-
-def _refused(status: Status, reason: str, retry_after_s: float | None = None) -> Outcome:
-    logger.warning("APNs did not take a notification (%s): %s.", status, reason)
-    return Outcome(status, reason=reason, retry_after=retry_after_s)

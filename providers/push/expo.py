@@ -16,17 +16,19 @@ is the notification's own identity. Expo's messages name the token: reasons are 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from typing import Sequence
 
 import httpx
 
-from providers.push import IDLE_S, Config, Outcome, Push, Sender, Status, timeouts
+from providers.push import IDLE_S, Config, Outcome, Push, Sender, refused, timeouts
 from providers.retrying import retry_after
 from providers.push.apns import collapse_id
 
 logger = logging.getLogger(__name__)
+_refused = functools.partial(refused, logger, "Expo")
 
 SEND_PATH = "/--/api/v2/push/send"
 RECEIPTS_PATH = "/--/api/v2/push/getReceipts"
@@ -83,9 +85,10 @@ class Expo(Sender):
         try:
             response = await self._post(SEND_PATH, [message(push) for push in chunk])
         except (httpx.TimeoutException, TimeoutError):
-            return [_refused("retry", f"Expo timed out after {self.config.timeout_s:g} s", len(chunk))] * len(chunk)
+            reason = f"Expo timed out after {self.config.timeout_s:g} s"
+            return [_refused("retry", reason, count=len(chunk))] * len(chunk)
         except httpx.TransportError as e:
-            return [_refused("retry", f"Expo is unreachable ({type(e).__name__})", len(chunk))] * len(chunk)
+            return [_refused("retry", f"Expo is unreachable ({type(e).__name__})", count=len(chunk))] * len(chunk)
         body = _body(response)
         refusal = _request_refusal(response, body, tokens)
         if refusal is not None:
@@ -93,7 +96,7 @@ class Expo(Sender):
         tickets = body["data"]
         if len(tickets) != len(chunk):
             reason = f"Expo answered {len(tickets)} tickets for {len(chunk)} notifications"
-            return [_refused("failed", reason, len(chunk))] * len(chunk)
+            return [_refused("failed", reason, count=len(chunk))] * len(chunk)
         return [_ticket(ticket, push.token) for ticket, push in zip(tickets, chunk)]
 
     async def _post(self, path: str, body) -> httpx.Response:
@@ -153,11 +156,11 @@ def _request_refusal(response: httpx.Response, body: dict, tokens: Sequence[str]
     if response.status_code == 200 and "errors" not in body:
         if isinstance(body.get("data"), list):
             return None
-        return _refused("failed", "Expo answered 200 without a list of tickets", len(tokens))
+        return _refused("failed", "Expo answered 200 without a list of tickets", count=len(tokens))
     reason = _request_reason(response, body, tokens)
     if response.status_code == 429 or response.status_code >= 500:
-        return _refused("retry", reason, len(tokens), retry_after(response.headers.get("retry-after")))
-    return _refused("failed", reason, len(tokens))
+        return _refused("retry", reason, retry_after(response.headers.get("retry-after")), count=len(tokens))
+    return _refused("failed", reason, count=len(tokens))
 
 
 def _ticket(ticket, token: str) -> Outcome:
@@ -189,11 +192,3 @@ def _scrub(text: str, tokens: Sequence[str]) -> str:
         if token:
             text = text.replace(token, "<token>")
     return EXPO_TOKEN.sub("<token>", text)
-
-
-def _refused(status: Status, reason: str, count: int = 1, retry_after_s: float | None = None) -> Outcome:
-    if count == 1:
-        logger.warning("Expo did not take a notification (%s): %s.", status, reason)
-    else:
-        logger.warning("Expo did not take %d notifications (%s): %s.", count, status, reason)
-    return Outcome(status, reason=reason, retry_after=retry_after_s)

@@ -17,6 +17,7 @@ BadRequest detail names `message.token` (a malformed token), mean the token is g
 from __future__ import annotations
 
 import asyncio
+import functools
 import base64
 import hashlib
 import json
@@ -32,11 +33,12 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from providers.push import IDLE_S, Config, Outcome, Push, Sender, Status, timeouts
+from providers.push import IDLE_S, Config, Outcome, Push, Sender, Status, refused, timeouts
 from providers.retrying import retry_after
 from providers.push.apns import collapse_id
 
 logger = logging.getLogger(__name__)
+_refused = functools.partial(refused, logger, "FCM")
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -296,9 +298,6 @@ def _outcome(response: httpx.Response, token: str) -> Outcome:
     return _refused("failed", reason)
 
 
-def _refused(status: Status, reason: str, retry_after_s: float | None = None) -> Outcome:
-    logger.warning("FCM did not take a notification (%s): %s.", status, reason)
-    return Outcome(status, reason=reason, retry_after=retry_after_s)
 
 
 def _token_refused(status: Status, what: str, retry_after_s: float | None = None) -> TokenRefused:
