@@ -5,8 +5,9 @@
    waiting for its translation waits up to `[push] translation_wait_ms` after it was posted, then goes
    out in the original. Once per message (`Message.pushed_at`, set in the transaction that writes its
    deliveries) it writes a `queued` PushDelivery for each device of each recipient
-   (domain/notifications.py) and hands them to `send_batch` by gateway in batches of `[push]
-   batch_size`, so a big channel's devices spread over every push worker.
+   (domain/notifications.py) and hands them to `send_batch` by gateway in batches of at most `[push]
+   batch_size` (and of BATCH_WAVES waves of a worker's concurrency), in random order, so a big
+   channel's devices spread over every push worker and every worker keeps every gateway busy.
 2. `send_batch` claims its deliveries (queued → sending, one conditional UPDATE: a batch sent twice, or
    retried by Dramatiq, sends to each device once), builds each reader's notification in their language
    and sends them through the gateway's client (providers/push/) on the worker process's event loop
@@ -30,7 +31,7 @@ import random
 import threading
 import time
 import uuid
-from itertools import groupby, zip_longest
+from itertools import groupby
 
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
@@ -54,6 +55,12 @@ RECEIPT_RECHECK = dt.timedelta(seconds=60)
 RECEIPTS_KEPT = dt.timedelta(days=1)
 #: Expo's receipts call takes this many ids at most.
 RECEIPTS_MAX = 1000
+#: A batch holds at most this many waves of one worker process's requests to its gateway ([push]
+#: concurrency of them, each of `per_request` pushes). A worker process takes (prefetches) several
+#: batches at once and works them off through its own concurrency: with batches of 16 waves a channel
+#: of 10,000 devices left one of two processes idle for the last 11 s while the other finished its
+#: share (bench/push_fanout.py); with 2 they end within a second of each other.
+BATCH_WAVES = 2
 
 _POLICY = {"queue_name": "push", "max_retries": 5, "min_backoff": 1000, "max_backoff": 60_000, "time_limit": 300_000}
 
@@ -116,21 +123,31 @@ def _queue(rows: list, on: set[str], now: dt.datetime) -> None:
 
 
 def _send(deliveries: list[tuple[int, str]], delay_ms: int | None = None) -> None:
-    """Send (delivery id, provider) pairs to `send_batch`, a message per gateway and batch. The gateways'
-    batches take turns in the queue, so each worker process that picks some up gets some of every
-    gateway and keeps all its gateways' connections busy at once."""
-    size = settings().push.batch_size
+    """Send (delivery id, provider) pairs to `send_batch`, a message per gateway and batch of at most
+    `[push] batch_size` (and BATCH_WAVES), the gateways' batches in random order. Each worker process
+    then holds some of every gateway and keeps all its gateways' connections busy. Not in turns: once
+    Expo's batches were through, FCM's and APNs's alternated, and two worker processes fetching one
+    message per ack in turn locked on to one gateway each, every thread of each waiting on 16 of its
+    connection's 32 streams (0.54 of the ideal in bench/push_fanout.py)."""
+    config = settings().push
+    per_request = {name: kind.per_request for name, kind in gateways.kinds().items()}
     batches = []
     for provider, group in groupby(sorted(deliveries, key=lambda d: (d[1], d[0])), key=lambda d: d[1]):
         ids = [delivery_id for delivery_id, _ in group]
-        batches.append([(provider, ids[start:start + size]) for start in range(0, len(ids), size)])
-    for turn in zip_longest(*batches):
-        for provider, ids in filter(None, turn):
-            send_batch.send_with_options(args=(provider, ids), delay=delay_ms)
+        size = min(config.batch_size, BATCH_WAVES * config.concurrency * per_request.get(provider, 1))
+        batches += [(provider, ids[start:start + size]) for start in range(0, len(ids), size)]
+    random.shuffle(batches)
+    for provider, ids in batches:
+        send_batch.send_with_options(args=(provider, ids), delay=delay_ms)
 
 
 _built: dict[object, dict[str, Sender]] = {}
 _building = threading.Lock()
+#: Batches of each gateway this process is sending (see _take_turn).
+_turns: dict[str, int] = {}
+_turns_lock = threading.Lock()
+#: A batch a process has no turn for goes back to the queue for this long (ms, from, to).
+TURN_WAIT_MS = (100, 200)
 
 
 def _senders() -> dict[str, Sender]:
@@ -160,6 +177,32 @@ def send_batch(provider: str, delivery_ids: list[int]) -> None:
     if paused_ms > 0:  # the gateway asked every sender to wait
         send_batch.send_with_options(args=(provider, delivery_ids), delay=paused_ms + random.randint(0, 250))
         return
+    if not _take_turn(provider):  # this process has its share of that gateway's batches: another may take it
+        send_batch.send_with_options(args=(provider, delivery_ids), delay=random.randint(*TURN_WAIT_MS))
+        return
+    try:
+        _send_batch(provider, delivery_ids)
+    finally:
+        with _turns_lock:
+            _turns[provider] -= 1
+
+
+def _take_turn(provider: str) -> bool:
+    """Whether a thread of this process may send a batch of `provider` now: not when that would leave
+    fewer threads than the other gateways on. A batch holds its thread until its gateway answered it
+    all, and batches of one gateway queue for its `concurrency` streams, so the threads of a process
+    drift on to one gateway and leave the others' streams idle (bench/push_fanout.py saw a worker's
+    APNs streams in flight drop from 16 to 3 for a second, a few times a run). A share of the threads
+    each (3 of 8) sent most batches back and forth: 2.9 ms of worker CPU a notification instead of 0.8."""
+    share = max(1, settings().workers.threads - (len(_senders()) - 1))
+    with _turns_lock:
+        if _turns.get(provider, 0) >= share:
+            return False
+        _turns[provider] = _turns.get(provider, 0) + 1
+        return True
+
+
+def _send_batch(provider: str, delivery_ids: list[int]) -> None:
     sender = _senders().get(provider)
     claim, now = uuid.uuid4().hex, utcnow()
     with one_writer(), db.atomic():

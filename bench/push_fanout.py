@@ -2,7 +2,9 @@
 
 Starts the three local gateways of tests/gateways.py (the real protocols: HTTP/2 over TLS, each in a
 process of its own so they do not share one interpreter), every one answering each send request after
---delay-ms, and a stack of its own as bench/write_path.py does (production settings from config.toml,
+--delay-ms, served by tests/gateways.py's bare HTTP/2 server (--gateway-server hypercorn for hypercorn:
+the gateways stand in for Google's and Apple's servers, whose CPU is not Sector's, and hypercorn's
+~1 ms a request on the same 2 CPUs, and its latency, showed in the figures), and a stack of its own as bench/write_path.py does (production settings from config.toml,
 embedded Redis and SQLite in a temp dir unless SECTOR_REDIS_URL / SECTOR_DATABASE_URL are set), with
 `[push]` pointed at the gateways, `[push] concurrency` = --concurrency and --processes worker
 processes. A public channel gets --devices / 2 members with two devices each, the providers in turn
@@ -18,7 +20,7 @@ notification was answered by its gateway. It prints, per gateway and in all:
   - the ideal for the configured concurrency, in the same run: ceil(requests / (processes x
     concurrency)) x delay for each gateway (they run side by side), and the ratio ideal / measured
     (target >= 0.9);
-  - CPU the worker processes used per notification;
+  - CPU the worker processes used per notification, and the gateways' beside it;
 
 and checks that every device got exactly one notification and that the database holds one `sent`
 delivery for each. Exit status 1 when one is missing, doubled or not sent.
@@ -51,11 +53,12 @@ PROVIDERS = ("fcm", "apns", "expo")
 TARGET = 0.9
 
 
-def serve_gateway(kind: str, delay_s: float, pipe) -> None:
+def serve_gateway(kind: str, delay_s: float, server: str, pipe) -> None:
     """A child process: run one fake gateway until told to stop, then send back what it saw."""
     from tests import gateways
 
-    fake = {"fcm": gateways.FakeFCM, "apns": gateways.FakeAPNs, "expo": gateways.FakeExpo}[kind](delay_s=delay_s)
+    fake = {"fcm": gateways.FakeFCM, "apns": gateways.FakeAPNs, "expo": gateways.FakeExpo}[kind](delay_s=delay_s,
+                                                                                              server=server)
     fake.start()
     pipe.send((fake.env(), fake.ca.ca_file))
     while pipe.recv() == "report":
@@ -66,13 +69,17 @@ def serve_gateway(kind: str, delay_s: float, pipe) -> None:
 class Gateway:
     """One fake gateway in a process of its own."""
 
-    def __init__(self, kind: str, delay_s: float):
+    def __init__(self, kind: str, delay_s: float, server: str):
         self.kind = kind
         self.pipe, child = multiprocessing.Pipe()
-        self.process = multiprocessing.get_context("spawn").Process(target=serve_gateway, args=(kind, delay_s, child),
-                                                                    daemon=True)
+        self.process = multiprocessing.get_context("spawn").Process(target=serve_gateway,
+                                                                    args=(kind, delay_s, server, child), daemon=True)
         self.process.start()
         self.env, self.ca_file = self.pipe.recv()
+
+    def cpu_s(self) -> float:
+        times = psutil.Process(self.process.pid).cpu_times()
+        return times.user + times.system
 
     def report(self) -> tuple[list, int]:
         self.pipe.send("report")
@@ -133,10 +140,12 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=2, help="worker processes of each group")
     parser.add_argument("--batch-size", type=int, default=250, help="[push] batch_size")
     parser.add_argument("--threads", type=int, default=None, help="[workers] threads (config.toml's when absent)")
+    parser.add_argument("--gateway-server", choices=("h2", "hypercorn"), default="h2",
+                        help="what serves the fake gateways: tests/gateways.py's bare HTTP/2 server, or hypercorn")
     args = parser.parse_args()
     busy = warn_if_busy()
     delay_s = args.delay_ms / 1000
-    gateways = {kind: Gateway(kind, delay_s) for kind in PROVIDERS}
+    gateways = {kind: Gateway(kind, delay_s, args.gateway_server) for kind in PROVIDERS}
     stack = BenchStack(http_workers=1, worker_processes=args.processes, worker_threads=args.threads)
     bundle = stack.data_dir / "gateways-ca.pem"
     bundle.write_bytes(b"".join(Path(g.ca_file).read_bytes() for g in gateways.values()))
@@ -148,7 +157,7 @@ def main() -> int:
     os.environ.update({k: v for k, v in stack.env.items() if k.startswith("SECTOR_")})  # sealing: the stack's key
     print(f"machine {busy:.0f}% busy before the start; {args.devices} devices, gateways answer after "
           f"{args.delay_ms:g} ms, {args.processes} worker processes x [push] concurrency "
-          f"{args.concurrency}, batches of {args.batch_size}")
+          f"{args.concurrency}, batches of at most {args.batch_size}, gateways on {args.gateway_server}")
     try:
         stack.start()
         import models
@@ -172,6 +181,7 @@ def main() -> int:
         made = add_members(models, ws_id, args.devices, "b0")
         sent_before = {kind: len(g.report()[0]) for kind, g in gateways.items()}
         cpu_before = worker_cpu_s(stack)
+        gateways_cpu_before = sum(g.cpu_s() for g in gateways.values())
         started = time.monotonic()
         post = author.api.post(f"/workspaces/{ws['id']}/channels/{big['id']}/messages", json={"content": "hello all"})
         answered_201 = time.monotonic()
@@ -186,6 +196,7 @@ def main() -> int:
                 raise SystemExit("the notifications did not all go out within 10 minutes")
             time.sleep(0.05)
         cpu = worker_cpu_s(stack) - cpu_before
+        gateways_cpu = sum(g.cpu_s() for g in gateways.values()) - gateways_cpu_before
         failures = 0
         rows = []
         last_all = 0.0
@@ -226,7 +237,7 @@ def main() -> int:
               f"{ratio:11.2f}")
         print(f"\n{notifications / last_all:.0f} notifications/s (ideal {notifications / ideal_all:.0f}/s); "
               f"ideal/measured {ratio:.2f} (target >= {TARGET}); worker CPU {cpu / notifications * 1000:.2f} ms "
-              f"a notification; deliveries {statuses}")
+              f"a notification (the gateways' {gateways_cpu / notifications * 1000:.2f} ms); deliveries {statuses}")
         if failures or statuses.get("sent", 0) != total:
             print("FAILED: a device got its notification twice or not at all, or a delivery is not sent")
             return 1

@@ -17,10 +17,13 @@ One server per gateway Sector's push workers speak (providers/push/):
 Each runs hypercorn on an asyncio loop of its own, in a thread, on 127.0.0.1 and a free port, with TLS
 (ALPN: h2, http/1.1) from a throwaway `CertificateAuthority`: clients trust its ca.pem through
 SSL_CERT_FILE (which `env()` sets) or `verify=ca.ssl_context()`. Request handling is small and its
-waits never block the loop, so thousands of requests overlap on it. On the 2-core machine these were
-written on, each fake served 400-500 send requests a second per core of its own (Expo's carry 100
-notifications each), where httpx's HTTP/2 client needed a core for 250-300: a benchmark runs out of
-client first.
+waits never block the loop, so thousands of requests overlap on it. With `server="h2"` a fake runs on
+a bare HTTP/2 server instead (h2 on an asyncio protocol, ALPN h2 only, `tls=False` for h2c), which can
+be told to announce fewer streams (`max_streams`, either server), say GOAWAY or drop the connection
+mid-burst, and costs less CPU: on the 2-core machine these were written on, bench/push_fanout.py's
+gateways used ~1 ms of CPU a send request on hypercorn, ~0.7 ms on the bare server, and answered 16 of
+a worker's 16 streams at any time where hypercorn's added latency left 15 (Expo's requests carry 100
+notifications each).
 
 Scripting, the same for all three:
 - `behaviour[token] = name`: what a send to that device token answers; each fake lists its names, and
@@ -32,9 +35,11 @@ Scripting, the same for all three:
   still holds with its 503.
 - `expire_tokens()` (FCM and APNs): the credentials the client holds now, FCM access tokens or APNs
   provider tokens, are refused from now on as expired, so it must get or make new ones.
+- `goaway_after(n)`, `drop_after(n)` (server="h2"): after the next n requests, the connection they came
+  on says GOAWAY (answering those it took) or is cut.
 - Records: `received` (a `Received` per send request, oldest first: path, headers, parsed body, HTTP
-  version, arrival time, device tokens, and the reply), `in_flight`, `max_in_flight`; `reset()` forgets
-  them and the script.
+  version, arrival time, device tokens, the connection's peer address, and the reply), `in_flight`,
+  `max_in_flight`; `reset()` forgets them and the script.
 
 Every fake: `start()`/`stop()` or `with`, `url` (the base URL Sector is configured with) and `env()`
 (the SECTOR_PUSH_* variables and SSL_CERT_FILE that point a Sector worker at it). `Gateways` runs the
@@ -65,11 +70,17 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, unquote
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hyperframe.frame import GoAwayFrame
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config as HypercornConfig, Sockets
 from hypercorn.utils import wrap_app
@@ -148,6 +159,7 @@ class Request:
     raw: bytes
     http_version: str  # "2" or "1.1"
     receive: Callable = field(repr=False)  # the ASGI receive: after the body, only http.disconnect comes
+    peer: str = ""  # the client's host:port: which connection it came on
 
     def json(self):
         """The parsed body; None when it is not JSON."""
@@ -179,6 +191,7 @@ class Received:
     time: float  # time.monotonic() when it came
     tokens: list[str]  # the device tokens it is for: one for FCM and APNs, up to 100 for Expo
     reply: Reply | None = None  # what the gateway answered, once it did
+    peer: str = ""  # the client's host:port: which connection it came on
     answered: float | None = None  # time.monotonic() when it answered
 
     @property
@@ -218,11 +231,19 @@ class _Listener(socket.socket):
 class FakeGateway:
     """Hypercorn on a loop in a thread, the record of send requests, and the script."""
 
-    def __init__(self, ca: CertificateAuthority | None = None, *, delay_s: float = 0.0, stall_s: float = 30.0):
+    def __init__(self, ca: CertificateAuthority | None = None, *, delay_s: float = 0.0, stall_s: float = 30.0,
+                 server: str = "hypercorn", max_streams: int = 1000, tls: bool = True):
         self._own_ca = ca is None
         self.ca = ca or CertificateAuthority()
         self.delay_s, self.stall_s = delay_s, stall_s
-        self._defaults = (delay_s, stall_s)
+        #: "hypercorn", or "h2": the bare server below (HTTP/2 only), which goaway_after, drop_after and
+        #: tls=False (prior-knowledge h2c, as http:// URLs get) need.
+        self.server, self.tls = server, tls
+        #: SETTINGS_MAX_CONCURRENT_STREAMS it announces to connections made from now on; 1000 is what APNs
+        #: allows a connection.
+        self.max_streams = max_streams
+        self._connection_script: list[tuple[int, str]] = []  # (requests to let in first, "goaway" or "drop")
+        self._defaults = (delay_s, stall_s, max_streams)
         self.behaviour: dict[str, str] = {}
         self.in_flight = 0
         self.max_in_flight = 0
@@ -236,7 +257,7 @@ class FakeGateway:
         self._socket.bind(("127.0.0.1", 0))
         self._socket.listen(1024)
         self.port = self._socket.getsockname()[1]
-        self.origin = f"https://127.0.0.1:{self.port}"
+        self.origin = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -280,9 +301,12 @@ class FakeGateway:
     async def _serve(self, ready: threading.Event) -> None:
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
         self._loop.set_exception_handler(self._unless_stopping)
+        if self.server == "h2":
+            await _serve_h2(self, ready)
+            return
         config = HypercornConfig()
         config.certfile, config.keyfile = self.ca.cert_file, self.ca.key_file
-        config.h2_max_concurrent_streams = 1000  # what APNs allows a connection
+        config.h2_max_concurrent_streams = self.max_streams
         config.graceful_timeout = 0.5
         # Gateways keep idle connections open for long (APNs: "leave a connection open"); hypercorn's 5 s
         # default would close them between two tests, and a send racing the close fails with it.
@@ -313,9 +337,10 @@ class FakeGateway:
         with self._lock:
             self._received.clear()
             self._scripted.clear()
+            self._connection_script.clear()
             self.behaviour.clear()
             self.max_in_flight = self.in_flight
-        self.delay_s, self.stall_s = self._defaults
+        self.delay_s, self.stall_s, self.max_streams = self._defaults
 
     def fail_next(self, times: int, status: int, retry_after: float | None = None) -> None:
         """The next `times` send requests answer `status` with the gateway's error body for it."""
@@ -326,6 +351,30 @@ class FakeGateway:
         """The next `times` send requests answer exactly this, right or wrong."""
         with self._lock:
             self._scripted += [lambda: Reply(status, body, dict(headers or {}))] * times
+
+    def goaway_after(self, requests: int) -> None:
+        """(server="h2") Once `requests` more requests came on a connection, it says GOAWAY with the last of
+        them as its last_stream_id, answers those as usual, leaves any later stream on it unanswered
+        (RFC 9113 §6.8: not processed) and closes once the ones it took are answered."""
+        with self._lock:
+            self._connection_script.append((requests, "goaway"))
+
+    def drop_after(self, requests: int) -> None:
+        """(server="h2") Once `requests` more requests came, the connection they came on is cut, unanswered."""
+        with self._lock:
+            self._connection_script.append((requests, "drop"))
+
+    def _on_request(self) -> str | None:
+        """What the bare server does after this request came: "goaway", "drop" or nothing."""
+        with self._lock:
+            if not self._connection_script:
+                return None
+            left, action = self._connection_script[0]
+            if left > 1:
+                self._connection_script[0] = (left - 1, action)
+                return None
+            self._connection_script.pop(0)
+            return action
 
     # For each fake.
 
@@ -343,7 +392,7 @@ class FakeGateway:
                            answer: Callable[[], Reply]) -> Reply | None:
         """Record a send request, hold it as the script says, then answer it (`answer()` unless it fails)."""
         received = Received(request.path, request.headers, request.json(), request.http_version, time.monotonic(),
-                            tokens)
+                            tokens, peer=request.peer)
         with self._lock:
             self._received.append(received)
             self.in_flight += 1
@@ -382,6 +431,14 @@ class FakeGateway:
             reply.headers["retry-after"] = f"{retry_after:g}"
         return reply
 
+    async def answer(self, request: Request) -> Reply | None:
+        """route(), and a 500 for a bug in the fake (said on stderr), as a gateway in trouble would answer."""
+        try:
+            return await self.route(request)
+        except Exception:
+            traceback.print_exc()
+            return self.failure(500)
+
     async def _app(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
             while (message := await receive())["type"] != "lifespan.shutdown":
@@ -401,17 +458,153 @@ class FakeGateway:
             name, value = name.decode("latin-1").lower(), value.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         path = scope["raw_path"].decode("latin-1").partition("?")[0]
-        request = Request(scope["method"], path, headers, b"".join(chunks), scope["http_version"], receive)
-        try:
-            reply = await self.route(request)
-        except Exception:  # a bug in the fake: say so on stderr, and answer as a gateway in trouble would
-            traceback.print_exc()
-            reply = self.failure(500)
+        peer = ":".join(map(str, scope.get("client") or ()))
+        reply = await self.answer(Request(scope["method"], path, headers, b"".join(chunks), scope["http_version"],
+                                          receive, peer))
         if reply is None:  # the client left while its request was held
             return
         await send({"type": "http.response.start", "status": reply.status,
                     "headers": [(k.encode(), v.encode()) for k, v in reply.headers.items()]})
         await send({"type": "http.response.body", "body": reply.body})
+
+
+# A bare HTTP/2 server ----------------------------------------------------------------------------------
+
+class _ServedStream:
+    __slots__ = ("headers", "body", "gone", "window")
+
+    def __init__(self, headers: dict[str, str], gone: asyncio.Future):
+        self.headers, self.body, self.gone = headers, [], gone
+        self.window: asyncio.Future | None = None
+
+
+class _H2Server(asyncio.Protocol):
+    """One connection to a fake with server="h2": h2 on an asyncio protocol and nothing else, so that a
+    benchmark's gateways cost little CPU beside the clients they stand in front of, and so that tests can
+    make it say GOAWAY or drop mid-burst, which hypercorn does not do on cue."""
+
+    def __init__(self, fake: FakeGateway, connections: set):
+        self.fake, self.connections = fake, connections
+        self.loop = asyncio.get_running_loop()
+        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+        self.streams: dict[int, _ServedStream] = {}
+        self.last_stream_id: int | None = None  # once it said GOAWAY
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.peer = ":".join(map(str, transport.get_extra_info("peername")[:2]))
+        self.connections.add(self)
+        self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.fake.max_streams})
+        self.h2.initiate_connection()
+        self._flush()
+
+    def connection_lost(self, exc) -> None:
+        self.connections.discard(self)
+        for stream in self.streams.values():
+            _resolve(stream.gone)
+            _resolve(stream.window)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError:  # the client broke the protocol: h2 says GOAWAY, and that is all
+            self._flush()
+            self.transport.close()
+            return
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived):
+                if not self._took(event):
+                    return
+            elif isinstance(event, h2.events.DataReceived):
+                if event.stream_id in self.streams:
+                    self.streams[event.stream_id].body.append(event.data)
+                self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded) and event.stream_id in self.streams:
+                self.loop.create_task(self._answer(event.stream_id, self.streams[event.stream_id]))
+            elif isinstance(event, h2.events.StreamReset) and event.stream_id in self.streams:
+                _resolve(self.streams.pop(event.stream_id).gone)
+            elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
+                for stream in self.streams.values():
+                    _resolve(stream.window)
+        self._flush()
+
+    def _took(self, event: h2.events.RequestReceived) -> bool:
+        """Take a new stream, unless it came after GOAWAY; False when the connection is cut."""
+        if self.last_stream_id is not None and event.stream_id > self.last_stream_id:
+            return True  # not processed: left unanswered, as GOAWAY said
+        headers: dict[str, str] = {}
+        for name, value in event.headers:
+            name, value = name.decode("latin-1").lower(), value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        self.streams[event.stream_id] = _ServedStream(headers, self.loop.create_future())
+        action = self.fake._on_request()
+        if action == "drop":
+            self.transport.abort()
+            return False
+        if action == "goaway":  # written by hand: h2 would refuse to answer the streams it still holds
+            self._flush()
+            self.last_stream_id = event.stream_id
+            self.transport.write(GoAwayFrame(0, last_stream_id=event.stream_id, error_code=0).serialize())
+        return True
+
+    async def _answer(self, stream_id: int, stream: _ServedStream) -> None:
+        headers = stream.headers
+
+        async def receive():  # as ASGI's: after the body, only the disconnect comes
+            await asyncio.shield(stream.gone)  # the fake cancels its wait for it, not the stream
+            return {"type": "http.disconnect"}
+
+        request = Request(headers.pop(":method", ""), headers.pop(":path", "").partition("?")[0],
+                          {k: v for k, v in headers.items() if not k.startswith(":")}, b"".join(stream.body), "2",
+                          receive, self.peer)
+        reply = await self.fake.answer(request)
+        if reply is None or stream.gone.done() or self.transport.is_closing():
+            return
+        self.h2.send_headers(stream_id, [(":status", str(reply.status)), *reply.headers.items(),
+                                         ("content-length", str(len(reply.body)))], end_stream=not reply.body)
+        sent = 0
+        while sent < len(reply.body) and not stream.gone.done():
+            size = min(self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size,
+                       len(reply.body) - sent)
+            if size > 0:
+                self.h2.send_data(stream_id, reply.body[sent:sent + size], end_stream=sent + size == len(reply.body))
+                sent += size
+                continue
+            stream.window = self.loop.create_future()
+            self._flush()
+            await stream.window
+        self._flush()
+        self.streams.pop(stream_id, None)
+        if self.last_stream_id is not None and not any(s <= self.last_stream_id for s in self.streams):
+            self.transport.close()
+
+    def _flush(self) -> None:
+        data = self.h2.data_to_send()
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+def _resolve(future: asyncio.Future | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+async def _serve_h2(fake: FakeGateway, ready: threading.Event) -> None:
+    """Serve `fake` with _H2Server on its socket until it stops, then cut what is still open."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(fake.ca.cert_file, fake.ca.key_file)
+    context.set_alpn_protocols(["h2"])
+    connections: set[_H2Server] = set()
+    server = await asyncio.get_running_loop().create_server(lambda: _H2Server(fake, connections),
+                                                            sock=fake._socket, ssl=context if fake.tls else None)
+    ready.set()
+    await fake._stopping.wait()
+    await asyncio.sleep(0.2)  # the held requests' 503s go out
+    server.close()
+    for connection in list(connections):
+        connection.transport.abort()
 
 
 # FCM -----------------------------------------------------------------------------------------------

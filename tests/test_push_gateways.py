@@ -1,6 +1,8 @@
 """The push gateways' clients (providers/push/) against local gateways that speak each one's protocol
 over TLS and HTTP/2 (tests/gateways.py): what each gateway receives, the credentials, how every answer
-is classified, concurrency and timeouts, Expo's receipts, disabled() and what never reaches a log."""
+is classified, concurrency and timeouts, Expo's receipts, disabled() and what never reaches a log; and
+the HTTP/2 client FCM and APNs send with (providers/push/http2.py) against a gateway that limits its
+streams, says GOAWAY or drops the connection mid-burst, and bodies bigger than HTTP/2's windows."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import hashlib
 import json
 import logging
 import secrets
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +27,8 @@ from providers.push import Notification, Outcome, Push
 from providers.push.apns import APNs
 from providers.push.expo import Expo
 from providers.push.fcm import FCM
-from tests.gateways import FCM_SCOPE, Gateways
+from providers.push.http2 import Client, ConnectError
+from tests.gateways import FCM_SCOPE, FakeAPNs, Gateways
 
 NOTE = Notification(title="Ana in #general", body="Lunch at noon?",
                     data={"workspace": "w1", "channel": "c1", "message": "m1"}, thread="c1", collapse_id="m1")
@@ -527,6 +531,131 @@ def test_no_token_reaches_a_log_line_or_a_reason(gateways, settings, caplog):
     said = [r.getMessage() for r in caplog.records] + [o.reason for o in outcomes if o.reason]
     assert len([r for r in caplog.records if r.name.startswith("providers.push")]) == 13
     assert [(t, line) for t in tokens + credentials for line in said if t in line] == []
+
+
+# The HTTP/2 client, against the bare server (tests/gateways.py), which says GOAWAY and drops on cue -------
+
+@pytest.fixture(scope="module")
+def bare_apns(gateways):
+    with FakeAPNs(gateways.ca, server="h2") as fake:
+        yield fake
+
+
+@pytest.fixture
+def bare(bare_apns, gateways) -> tuple[FakeAPNs, config.Push]:
+    """FakeAPNs on the bare server, and [push] pointed at it (concurrency 8, 2 s timeout)."""
+    bare_apns.reset()
+    environ = {**gateways.env(), **bare_apns.env()}
+    return bare_apns, msgspec.structs.replace(config.load(environ=environ).push, concurrency=8, timeout_s=2.0)
+
+
+def connections(fake) -> list[str]:
+    """The connections the fake's send requests came on, in the order they first did."""
+    return list(dict.fromkeys(r.peer for r in fake.received))
+
+
+def test_a_gateway_allowing_fewer_streams_than_the_concurrency_gets_no_more_and_every_push_goes(bare):
+    fake, settings = bare
+    fake.max_streams, fake.delay_s = 3, 0.05  # the bare server fails the connection on a 4th stream
+    outcomes = send(APNs, settings, pushes(apns_token, 40))
+    assert Counter(o.status for o in outcomes) == {"sent": 40}
+    assert fake.max_in_flight == 3 and len(connections(fake)) == 1
+
+
+def test_a_goaway_mid_burst_fails_only_the_streams_the_gateway_did_not_take(bare):
+    fake, settings = bare
+    fake.delay_s = 0.05
+    # The first 8 requests leave in one write; the gateway takes 4 of them, answers those, and leaves
+    # the 4 that came after on that connection.
+    fake.goaway_after(4)
+    outcomes = send(APNs, settings, pushes(apns_token, 60))
+    assert [o for o in outcomes if o.status != "sent"] == [Outcome("retry", reason="APNs is unreachable (GoAway)")] * 4
+    first, second = connections(fake)
+    on_first = [r for r in fake.received if r.peer == first]
+    assert len(on_first) == 4 and {r.status for r in on_first} == {200}  # answered after the GOAWAY
+    assert len(fake.received) == 56  # the other 52 went on a new connection
+
+
+def test_a_connection_dropped_mid_burst_fails_the_requests_on_it_and_the_rest_reconnect(bare):
+    fake, settings = bare
+    fake.delay_s = 0.05
+    fake.drop_after(20)
+    outcomes = send(APNs, settings, pushes(apns_token, 60))
+    retried = [o for o in outcomes if o.status != "sent"]
+    assert 1 <= len(retried) <= 8  # what was in flight on it: the 20th at least
+    assert set(retried) == {Outcome("retry", reason="APNs is unreachable (ConnectionLost)")}
+    assert len(connections(fake)) == 2
+    assert Counter(o.status for o in outcomes)["sent"] == 60 - len(retried)
+
+
+def test_a_timed_out_request_resets_its_own_stream_only(bare):
+    fake, settings = bare
+    stalled, *others = batch = pushes(apns_token, 9)
+    fake.behaviour[stalled.token] = "stall"
+    fake.delay_s, fake.stall_s = 0.05, 10
+
+    async def script(sender):
+        outcomes = await sender.send(batch)
+        await asyncio.sleep(0.2)
+        in_flight = fake.in_flight  # the gateway let go of the stalled one: its stream was reset
+        return outcomes + await sender.send(pushes(apns_token, 4)), in_flight
+
+    outcomes, in_flight = run(APNs, msgspec.structs.replace(settings, timeout_s=0.5), script)
+    assert outcomes[0] == Outcome("retry", reason="APNs timed out after 0.5 s")
+    assert [o.status for o in outcomes[1:]] == ["sent"] * 12
+    assert in_flight == 0 and len(connections(fake)) == 1  # and the connection went on
+
+
+def test_bodies_bigger_than_the_windows_go_and_come_in_full(bare):
+    fake, settings = bare
+    big = Notification(title="Ana", body="ü" * 100_000)  # 200 KB: 3 stream windows, all 5 the connection's 16
+    refused = send(APNs, settings, pushes(apns_token, 5, big))
+    assert refused == [Outcome("failed", reason="APNs answered 413 PayloadTooLarge")] * 5
+    assert [r.body["aps"]["alert"]["body"] for r in fake.received] == [big.body] * 5
+    fake.reset()
+    fake.answer_next(5, 200, b"x" * 1_000_000, {"apns-id": "4d9a5b2e-0c1f-4e7a-9b3d-2f6c8e1a7b50"})
+    assert send(APNs, settings, pushes(apns_token, 5)) == [
+        Outcome("sent", ref="4d9a5b2e-0c1f-4e7a-9b3d-2f6c8e1a7b50")] * 5
+
+
+def test_an_http_url_gets_prior_knowledge_h2c(gateways):
+    with FakeAPNs(gateways.ca, server="h2", tls=False) as fake:
+        settings = config.load(environ={**gateways.env(), **fake.env()}).push
+        assert [o.status for o in send(APNs, settings, pushes(apns_token, 3))] == ["sent"] * 3
+        assert fake.url.startswith("http://") and {r.http_version for r in fake.received} == {"2"}
+
+
+def test_an_idle_connection_is_closed_and_the_next_request_makes_another(bare):
+    fake, _ = bare
+
+    async def script():
+        client = Client(fake.url, max_in_flight=4, idle_s=0.2, connect_timeout_s=2)
+        try:
+            first = await client.request("POST", "/3/device/" + apns_token(), [], b"{}")
+            await asyncio.sleep(0.5)
+            return first, await client.request("POST", "/3/device/" + apns_token(), [], b"{}")
+        finally:
+            await client.aclose()
+
+    answers = asyncio.run(script())
+    assert [a.status for a in answers] == [403, 403]  # no provider token: Apple's MissingProviderToken
+    assert len(connections(fake)) == 2
+
+
+def test_a_gateway_that_is_not_there_is_a_retry(settings):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        url = f"https://127.0.0.1:{unused.getsockname()[1]}"
+    nowhere = msgspec.structs.replace(settings, apns_url=url)
+    assert send(APNs, nowhere, pushes(apns_token, 2)) == [
+        Outcome("retry", reason="APNs is unreachable (ConnectError)")] * 2
+
+    async def direct():
+        client = Client(url, max_in_flight=1, idle_s=1, connect_timeout_s=1)
+        with pytest.raises(ConnectError):
+            await client.request("POST", "/", [], b"")
+
+    asyncio.run(direct())
 
 
 # disabled() ---------------------------------------------------------------------------------------------

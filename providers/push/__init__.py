@@ -5,6 +5,8 @@ nothing of messages, devices or readers (actors/push.py drives them).
   authorized by an OAuth access token that a service account's RS256 JWT is exchanged for.
 - apns.py: Apple Push Notification service over HTTP/2 (multiplexed), with an ES256 provider token.
 - expo.py: Expo's push API, 100 notifications a request, with its tickets and the receipts call.
+- http2.py: the lean HTTP/2 client FCM's and APNs's sends go through (a request a push costs too much
+  CPU in httpx); httpx does the rest (FCM's token endpoint, Expo).
 
 A sender's `send` is a coroutine: it runs on the worker process's event loop (Dramatiq's AsyncIO
 middleware), at most `[push] concurrency` requests in flight to its gateway, and never raises for
@@ -29,10 +31,10 @@ IDLE_S = 60
 
 
 def timeouts(config: Config) -> httpx.Timeout:
-    """httpx's timeouts for a gateway client. A request's own deadline is `asyncio.timeout(timeout_s)`
-    around it: httpcore's read timeout fails the whole HTTP/2 connection, every stream in flight on it
-    (one stalled device would fail its neighbours, which the gateway may have answered already), so it
-    is only a backstop here, past the deadline."""
+    """httpx's timeouts for a gateway client (Expo, FCM's token endpoint). A request's own deadline is
+    `asyncio.timeout(timeout_s)` around it: httpcore's read timeout fails the whole HTTP/2 connection,
+    every stream in flight on it (one stalled request would fail its neighbours, which the gateway may
+    have answered already), so it is only a backstop here, past the deadline."""
     return httpx.Timeout(config.timeout_s, read=config.timeout_s * 2 + 1)
 
 
@@ -114,16 +116,18 @@ def refused(logger: logging.Logger, gateway: str, status: Status, reason: str, r
     return Outcome(status, reason=reason, retry_after=retry_after_s)
 
 
-def disabled(config: Config) -> dict[str, str | None]:
-    """Each gateway's name and why it is off (None: it is on), from the config alone (no network)."""
+def kinds() -> dict[str, type[Sender]]:
+    """Every gateway's Sender class, by name."""
     from providers.push import apns, expo, fcm
 
-    return {sender.name: sender.disabled(config) for sender in (fcm.FCM, apns.APNs, expo.Expo)}
+    return {sender.name: sender for sender in (fcm.FCM, apns.APNs, expo.Expo)}
+
+
+def disabled(config: Config) -> dict[str, str | None]:
+    """Each gateway's name and why it is off (None: it is on), from the config alone (no network)."""
+    return {name: sender.disabled(config) for name, sender in kinds().items()}
 
 
 def build(config: Config) -> dict[str, Sender]:
     """The senders of the gateways that are on, by name. Call on the event loop that will use them."""
-    from providers.push import apns, expo, fcm
-
-    return {sender.name: sender(config) for sender in (fcm.FCM, apns.APNs, expo.Expo)
-            if sender.disabled(config) is None}
+    return {name: sender(config) for name, sender in kinds().items() if sender.disabled(config) is None}

@@ -24,12 +24,11 @@ import time
 from typing import Sequence
 from urllib.parse import quote
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from providers.push import IDLE_S, Config, Outcome, Push, Sender, refused, timeouts
+from providers.push import IDLE_S, Config, Outcome, Push, Sender, http2, refused
 from providers.retrying import retry_after
 
 logger = logging.getLogger(__name__)
@@ -89,13 +88,9 @@ class APNs(Sender):
         super().__init__(config)
         self.key = signing_key(config.apns_key_file)
         self.refresh_s = min(max(config.apns_token_refresh_s, TOKEN_REFRESH_MIN_S), TOKEN_REFRESH_MAX_S)
-        self.base = config.apns_url.rstrip("/") + "/3/device/"
-        # A transport, not an AsyncClient: the client logs every request's URL at INFO, and an APNs URL
-        # carries the device token. http1=False: HTTP/2 over TLS, or prior-knowledge h2c for http://.
-        self.transport = httpx.AsyncHTTPTransport(
-            http2=True, http1=False,
-            limits=httpx.Limits(max_connections=4, max_keepalive_connections=4, keepalive_expiry=IDLE_S))
-        self.timeouts = timeouts(config).as_dict()
+        # HTTP/2 over TLS, or prior-knowledge h2c for http://. The client logs nothing: a path carries a token.
+        self.client = http2.Client(config.apns_url, max_in_flight=config.concurrency, idle_s=IDLE_S,
+                                   connect_timeout_s=config.timeout_s)
         self._token: str | None = None
         self._made_at = 0.0  # when the token was made (monotonic)
         self._remade_at: float | None = None  # when it was made because Apple refused the one before
@@ -105,7 +100,7 @@ class APNs(Sender):
         return list(await asyncio.gather(*(self._send_one(push) for push in pushes)))
 
     async def aclose(self) -> None:
-        await self.transport.aclose()
+        await self.client.aclose()
 
     # One push.
 
@@ -114,35 +109,28 @@ class APNs(Sender):
             try:
                 token = self._provider_token()
                 response = await self._post(push, token)
-                if response.status_code == 403 and _reason(response) in STALE_TOKEN_REASONS:
+                if response.status == 403 and _reason(response) in STALE_TOKEN_REASONS:
                     fresh = self._provider_token(stale=token)
                     if fresh != token:
                         response = await self._post(push, fresh)
-            except (httpx.TimeoutException, TimeoutError):
+            except TimeoutError:
                 return _refused("retry", f"APNs timed out after {self.config.timeout_s:g} s")
-            except httpx.TransportError as e:
+            except http2.TransportError as e:
                 return _refused("retry", f"APNs is unreachable ({type(e).__name__})")
         return _outcome(response)
 
-    async def _post(self, push: Push, provider_token: str) -> httpx.Response:
-        """One request, the whole of it bounded by timeout_s (httpcore's read timeout only bounds a quiet
-        connection, and other streams' answers keep a shared one busy)."""
-        request = httpx.Request("POST", self.base + quote(push.token, safe=""), content=payload(push),
-                                headers=self._headers(push, provider_token), extensions={"timeout": self.timeouts})
+    async def _post(self, push: Push, provider_token: str) -> http2.Response:
+        """One request, the whole of it bounded by timeout_s; a timeout resets its stream only."""
         async with asyncio.timeout(self.config.timeout_s):
-            response = await self.transport.handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        return response
+            return await self.client.request("POST", "/3/device/" + quote(push.token, safe=""),
+                                             self._headers(push, provider_token), payload(push))
 
-    def _headers(self, push: Push, provider_token: str) -> dict[str, str]:
-        headers = {"authorization": f"bearer {provider_token}", "apns-topic": self.config.apns_topic,
-                   "apns-push-type": "alert", "apns-priority": "10",
-                   "apns-expiration": str(int(time.time()) + EXPIRATION_S), "content-type": "application/json"}
+    def _headers(self, push: Push, provider_token: str) -> list[tuple[str, str]]:
+        headers = [("authorization", f"bearer {provider_token}"), ("apns-topic", self.config.apns_topic),
+                   ("apns-push-type", "alert"), ("apns-priority", "10"),
+                   ("apns-expiration", str(int(time.time()) + EXPIRATION_S)), ("content-type", "application/json")]
         if push.notification.collapse_id:
-            headers["apns-collapse-id"] = collapse_id(push.notification.collapse_id)
+            headers.append(("apns-collapse-id", collapse_id(push.notification.collapse_id)))
         return headers
 
     def _slots(self) -> asyncio.Semaphore:
@@ -175,18 +163,18 @@ def payload(push: Push) -> bytes:
     return json.dumps({**n.data, "aps": aps}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _reason(response: httpx.Response) -> str | None:
+def _reason(response: http2.Response) -> str | None:
     """Apple's `reason` from an error body `{"reason": ..., "timestamp": ...}`."""
     try:
-        body = json.loads(response.content)
+        body = json.loads(response.body)
     except ValueError:
         return None
     reason = body.get("reason") if isinstance(body, dict) else None
     return reason if isinstance(reason, str) else None
 
 
-def _outcome(response: httpx.Response) -> Outcome:
-    status = response.status_code
+def _outcome(response: http2.Response) -> Outcome:
+    status = response.status
     if status == 200:
         return Outcome("sent", ref=response.headers.get("apns-id"))
     apple_reason = _reason(response)

@@ -33,7 +33,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from providers.push import IDLE_S, Config, Outcome, Push, Sender, Status, refused, timeouts
+from providers.push import IDLE_S, Config, Outcome, Push, Sender, Status, http2, refused, timeouts
 from providers.retrying import retry_after
 from providers.push.apns import collapse_id
 
@@ -123,10 +123,12 @@ class FCM(Sender):
         super().__init__(config)
         self.account = ServiceAccount.read(config.fcm_service_account_file)
         self.token_url = config.fcm_token_url.strip() or self.account.token_uri
-        self.url = f"{config.fcm_url.rstrip('/')}/v1/projects/{quote(self.account.project_id, safe='')}/messages:send"
-        # HTTP/2 carries every request on one connection; the connection limit is for an HTTP/1.1 fallback.
-        self.client = httpx.AsyncClient(http2=True, timeout=timeouts(config), limits=httpx.Limits(
-            max_connections=config.concurrency, max_keepalive_connections=config.concurrency, keepalive_expiry=IDLE_S))
+        self.path = f"/v1/projects/{quote(self.account.project_id, safe='')}/messages:send"
+        # The sends: one HTTP/2 connection (Google's front ends speak it), every push a stream of it.
+        self.client = http2.Client(config.fcm_url, max_in_flight=config.concurrency, idle_s=IDLE_S,
+                                   connect_timeout_s=config.timeout_s)
+        # The token endpoint, once an hour: httpx, over HTTP/2 as before.
+        self.tokens = httpx.AsyncClient(http2=True, timeout=timeouts(config))
         self._access: tuple[str, float] | None = None  # the access token, and when to fetch another (monotonic)
         self._lock: asyncio.Lock | None = None
         self._semaphore: asyncio.Semaphore | None = None
@@ -142,6 +144,7 @@ class FCM(Sender):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        await self.tokens.aclose()
 
     # One push.
 
@@ -150,22 +153,22 @@ class FCM(Sender):
             try:
                 response = await self._post(push, access_token)
                 # THIRD_PARTY_AUTH_ERROR is a 401 about the app's APNs or web push credentials, not ours.
-                if response.status_code == 401 and _error_code(_error(response)) != "THIRD_PARTY_AUTH_ERROR":
+                if response.status == 401 and _error_code(_error(response)) != "THIRD_PARTY_AUTH_ERROR":
                     response = await self._post(push, await self._access_token(stale=access_token))
             except TokenRefused as e:
                 return e.outcome
-            except (httpx.TimeoutException, TimeoutError):
+            except TimeoutError:
                 return _refused("retry", f"FCM timed out after {self.config.timeout_s:g} s")
-            except httpx.TransportError as e:
+            except http2.TransportError as e:
                 return _refused("retry", f"FCM is unreachable ({type(e).__name__})")
         return _outcome(response, push.token)
 
-    async def _post(self, push: Push, access_token: str) -> httpx.Response:
-        """One request, the whole of it bounded by timeout_s (httpcore's read timeout only bounds a quiet
-        connection, and other streams' answers keep a shared one busy)."""
+    async def _post(self, push: Push, access_token: str) -> http2.Response:
+        """One request, the whole of it bounded by timeout_s; a timeout resets its stream only."""
+        body = json.dumps({"message": message(push)}, ensure_ascii=False, separators=(",", ":")).encode()
         async with asyncio.timeout(self.config.timeout_s):
-            return await self.client.post(self.url, json={"message": message(push)},
-                                          headers={"authorization": f"Bearer {access_token}"})
+            return await self.client.request("POST", self.path, [("authorization", f"Bearer {access_token}"),
+                                                                 ("content-type", "application/json")], body)
 
     def _slots(self) -> asyncio.Semaphore:
         """At most `concurrency` requests in flight; made on first use, on the loop that sends."""
@@ -189,13 +192,13 @@ class FCM(Sender):
     async def _fetch_token(self) -> tuple[str, float]:
         """Exchange a fresh assertion for an access token; TokenRefused when the endpoint does not give one."""
         try:
-            response = await self.client.post(self.token_url, data={"grant_type": GRANT_TYPE,
+            response = await self.tokens.post(self.token_url, data={"grant_type": GRANT_TYPE,
                                                                     "assertion": self._assertion()})
         except httpx.TimeoutException:
             raise _token_refused("retry", f"timed out after {self.config.timeout_s:g} s") from None
         except httpx.TransportError as e:
             raise _token_refused("retry", f"is unreachable ({type(e).__name__})") from None
-        answer = _json(response)
+        answer = _json(response.content)
         if response.status_code != 200:
             detail = ": ".join(str(answer[k]) for k in ("error", "error_description") if answer.get(k))
             status = "retry" if response.status_code == 429 or response.status_code >= 500 else "failed"
@@ -247,17 +250,17 @@ def _compact(fields: dict) -> dict:
     return {key: value for key, value in kept.items() if value not in ("", {})}
 
 
-def _json(response: httpx.Response) -> dict:
+def _json(content: bytes) -> dict:
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
 
 
-def _error(response: httpx.Response) -> dict:
+def _error(response: http2.Response) -> dict:
     """Google's error object, or {} when the body is not one (a proxy's page, say)."""
-    error = _json(response).get("error")
+    error = _json(response.body).get("error")
     return error if isinstance(error, dict) else {}
 
 
@@ -280,10 +283,10 @@ def _names_the_token(error: dict) -> bool:
     return any(isinstance(v, dict) and v.get("field") == "message.token" for v in violations)
 
 
-def _outcome(response: httpx.Response, token: str) -> Outcome:
-    status = response.status_code
+def _outcome(response: http2.Response, token: str) -> Outcome:
+    status = response.status
     if status == 200:
-        name = _json(response).get("name")
+        name = _json(response.body).get("name")
         return Outcome("sent", ref=name if isinstance(name, str) else None)
     error = _error(response)
     code = _error_code(error)
