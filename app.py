@@ -1,4 +1,4 @@
-"""Sector: create_app() and the command line (serve | worker | scheduler | dev | migrate | tokens)."""
+"""Sector: create_app() and the command line (serve | worker | scheduler | dev | migrate | tokens | rooms)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ logger = logging.getLogger("sector")
 
 def create_app(settings: config.Settings | None = None) -> Sanic:
     """The HTTP app: both dialects' blueprints, the error handler, and the shared clients."""
-    from handlers import errors, rosetta, sector
+    from handlers import errors, realtime, rosetta, sector
     from handlers.rosetta import errors as rosetta_errors
     from handlers.sector import errors as sector_errors
     from handlers.submit import Submitter
@@ -58,6 +58,7 @@ def create_app(settings: config.Settings | None = None) -> Sanic:
         if not models.db.is_closed():
             models.db.close()
 
+    realtime.install(app, settings)
     return app
 
 
@@ -221,6 +222,39 @@ def tokens(settings: config.Settings, args) -> None:
     print(token)
 
 
+# `rooms limits` options: (flag, the limit it sets).
+_ROOM_LIMIT_FLAGS = (("--active", "active_limit"), ("--monthly", "monthly_creation_limit"),
+                     ("--max-ttl-hours", "max_ttl_hours"), ("--extension-hours", "extension_hours"),
+                     ("--max-lifetime-hours", "max_lifetime_hours"))
+
+
+def rooms(settings: config.Settings, args) -> None:
+    """An owner's temporary-room limits, for operators: set some (the rest stay), reset them, or show them."""
+    import actors  # noqa: F401  (configures the broker)
+    from actors.writes import commit_and_wait
+    from domain import rooms as room_rules
+
+    _require_redis(settings)
+    models.open_database(settings.database_url)
+    user = models.User.get_or_none(models.User.email_key == args.email.casefold())
+    if user is None:
+        sys.exit(f"No user has the email {args.email}.")
+    wanted = {name: getattr(args, name) for _, name in _ROOM_LIMIT_FLAGS if getattr(args, name) is not None}
+    if any(not 0 <= value <= 1_000_000 for value in wanted.values()):
+        sys.exit("Limits are whole numbers from 0 to 1000000.")
+    if wanted or args.reset:
+        outcome = commit_and_wait([room_rules.SetRoomLimits(
+            command_id=models.new_id().hex, user_id=user.id, at=models.utcnow(), **wanted,
+            clear=[name for name in room_rules.LIMIT_FIELDS if name not in wanted] if args.reset else [])])
+        if any(isinstance(result, dict) for result in outcome.values()):
+            sys.exit(f"Refused: {outcome}")
+    own = models.RoomLimit.get_or_none(models.RoomLimit.user == user.id)
+    limits = room_rules.limits_of(user.id)
+    for name in room_rules.LIMIT_FIELDS:
+        source = "own" if own is not None and getattr(own, name) is not None else "default"
+        print(name, getattr(limits, name), source, sep="\t")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="app.py", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -240,6 +274,15 @@ def main(argv: list[str] | None = None) -> None:
     create.add_argument("--expires-days", type=int, default=0, help="days until it expires (default: never)")
     token_actions.add_parser("list", help="a user's live tokens").add_argument("--email", required=True)
     token_actions.add_parser("revoke", help="revoke a token by id").add_argument("token_id")
+    room = commands.add_parser("rooms", help="an owner's external temporary room limits")
+    limits = room.add_subparsers(dest="action", required=True).add_parser(
+        "limits", help="set an owner's limits (those not given stay), reset them to the defaults, or --show them")
+    limits.add_argument("--email", required=True, help="the owner's email")
+    for flag, name in _ROOM_LIMIT_FLAGS:
+        limits.add_argument(flag, dest=name, type=int, metavar="N", help=f"the owner's {name.replace('_', ' ')}")
+    limits.add_argument("--reset", action="store_true", help="back to the deployment's [rooms] defaults, but for "
+                                                              "the limits given")
+    limits.add_argument("--show", action="store_true", help="only show them (what every call prints last)")
     args = parser.parse_args(argv)
 
     settings = config.settings()
@@ -248,6 +291,8 @@ def main(argv: list[str] | None = None) -> None:
         worker(settings, args.queues)
     elif args.command == "tokens":
         tokens(settings, args)
+    elif args.command == "rooms":
+        rooms(settings, args)
     else:
         {"serve": serve, "scheduler": scheduler, "dev": dev, "migrate": migrate}[args.command](settings)
 

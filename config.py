@@ -197,6 +197,35 @@ class Push(msgspec.Struct, frozen=True):
     max_devices_per_user: int
 
 
+class Rooms(msgspec.Struct, frozen=True):
+    public_base_url: str
+    active_limit: int
+    monthly_creation_limit: int
+    max_ttl_hours: int
+    extension_hours: int
+    max_lifetime_hours: int
+    default_ttl_hours: int
+    purge_after_hours: int
+    join_room: int
+    join_ip: int
+    hour_s: float
+
+
+class Realtime(msgspec.Struct, frozen=True):
+    ticket_ttl_s: int
+    auth_timeout_s: float
+    replay_max_events: int
+    replay_window_s: int
+    typing_min_interval_s: float
+    typing_ttl_s: float
+    sse_heartbeat_s: float
+    heartbeat_s: float
+    send_queue_max: int
+    send_timeout_s: float
+    max_frame_bytes: int
+    max_connections_per_user: int
+
+
 class Logging(msgspec.Struct, frozen=True):
     level: str
 
@@ -218,6 +247,8 @@ class Settings(msgspec.Struct, frozen=True):
     translation: Translation
     files: Files
     push: Push
+    rooms: Rooms
+    realtime: Realtime
     logging: Logging
 
     @property

@@ -161,7 +161,7 @@ class Channel(BaseModel):
     description = TextField(default="")
     visibility = CharField(default="public")  # public | private | password
     password_hash = CharField(null=True)  # bcrypt, for visibility "password"
-    kind = CharField(default="standard")  # standard | direct
+    kind = CharField(default="standard")  # standard | direct | temporary_room
     pair_key = CharField(null=True, unique=True)  # "<low user id>:<high user id>" of a direct conversation
     created_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
     created_at = DateTimeField()
@@ -342,6 +342,64 @@ PushDelivery.add_index(PushDelivery.index(PushDelivery.receipt_at, name="pushdel
                        .where(PushDelivery.receipt_at.is_null(False)))
 
 
+class Room(BaseModel):
+    """An external temporary room: a workspace of its own with one channel (kind `temporary_room`), owned
+    by the developer whose token made it, that guests join until `expires_at`.
+
+    `active` until it expires, then `expired`; `purged_at` once its messages, files and guests are gone
+    (its workspace too, so `workspace` and `channel` are null then). The row stays: the owner's monthly
+    creations count it.
+    """
+
+    id = UUIDField(primary_key=True)
+    owner = ForeignKeyField(User, backref="rooms", on_delete="CASCADE")
+    workspace = ForeignKeyField(Workspace, null=True, on_delete="SET NULL", unique=True)
+    channel = ForeignKeyField(Channel, null=True, on_delete="SET NULL")
+    name = CharField()
+    external_reference = CharField(null=True)
+    status = CharField(default="active")  # active | expired
+    expires_at = DateTimeField()
+    max_expires_at = DateTimeField()  # no extension goes past it
+    extension_count = IntegerField(default=0)
+    created_at = DateTimeField()
+    expired_at = DateTimeField(null=True)
+    purged_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("owner", "created_at"), False),)
+
+
+# The sweeps' look-ups: active rooms by when they expire, expired ones not purged yet.
+Room.add_index(Room.index(Room.expires_at, name="room_active").where(Room.status == "active"))
+Room.add_index(Room.index(Room.expired_at, name="room_unpurged")
+               .where((Room.status == "expired") & Room.purged_at.is_null()))
+
+
+class RoomLimit(BaseModel):
+    """An owner's own room limits, set by an operator (`app.py rooms limits`); null: the config's default."""
+
+    user = ForeignKeyField(User, primary_key=True, on_delete="CASCADE")
+    active_limit = IntegerField(null=True)
+    monthly_creation_limit = IntegerField(null=True)
+    max_ttl_hours = IntegerField(null=True)
+    extension_hours = IntegerField(null=True)
+    max_lifetime_hours = IntegerField(null=True)
+    updated_at = DateTimeField()
+
+
+class Guest(BaseModel):
+    """A guest of a room: a restricted user (the author of its messages, a member of the room's workspace
+    with the role `guest`) and its one session token, of which only the SHA-256 is kept."""
+
+    id = UUIDField(primary_key=True)
+    room = ForeignKeyField(Room, backref="guests", on_delete="CASCADE", index=True)
+    user = ForeignKeyField(User, on_delete="CASCADE", unique=True)
+    token_hash = CharField(unique=True)
+    expires_at = DateTimeField()  # the room's, kept in step by extensions
+    revoked_at = DateTimeField(null=True)
+    created_at = DateTimeField()
+
+
 class Outbox(BaseModel):
     """Follow-ups of committed commands, written in the same transaction; sent, then deleted."""
 
@@ -440,7 +498,7 @@ class Prepared:
 
 
 TABLES = [User, Token, SocialAccount, Workspace, Membership, Channel, ChannelMember, Message, Translation, File,
-          Attachment, Invite, Webhook, Device, PushDelivery, AppliedCommand, Outbox]
+          Attachment, Invite, Webhook, Device, PushDelivery, Room, RoomLimit, Guest, AppliedCommand, Outbox]
 
 
 def is_postgres() -> bool:

@@ -16,7 +16,7 @@ broker = build_broker(settings(), middleware=[m() for m in default_middleware] +
 dramatiq.set_broker(broker)
 
 # Registers the actors on the broker.
-from actors import email, expiry, files, messages, outbox, push, relay, translation, writes  # noqa: E402,F401
+from actors import email, expiry, files, messages, outbox, push, realtime, relay, rooms, translation, writes  # noqa: E402,F401
 
 broker.add_middleware(relay.RelayShutdown())
 

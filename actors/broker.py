@@ -9,6 +9,7 @@ worker starts a message within about a millisecond and burns no CPU while it wai
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 
@@ -28,6 +29,9 @@ WAKE_TOKENS_MAX = 256
 #: from their own threads, so a slot frees any moment; Dramatiq's growing backoff (up to the
 #: worker timeout, 1 s) would leave threads idle meanwhile.
 FULL_RECHECK_S = 0.002
+
+#: The shortest wait for a delayed message falling due (its thread moves it on after the wait).
+DUE_WAIT_MIN_S = 0.005
 
 
 def wake_key(namespace: str, queue_name: str) -> str:
@@ -55,11 +59,22 @@ class WakingRedisBroker(RedisBroker):
 
 
 class _WakingConsumer(_RedisConsumer):
-    """Dramatiq's Redis consumer, but its idle wait ends as soon as a message is enqueued."""
+    """Dramatiq's Redis consumer, but its idle wait ends as soon as a message is enqueued, or when a
+    delayed message it fetched falls due.
+
+    A delayed message (a room's expiry) waits in its worker thread until its eta, and that thread only
+    looks at it between two calls of this consumer, so an idle wait of up to the worker timeout would
+    make it late by as much. The consumer of a delay queue keeps the etas of what it handed out and not
+    yet acked, and waits no longer than until the first.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._etas: list[tuple[int, str]] = []  # (eta in ms, message id) of delayed messages handed out
 
     def __next__(self):
         if self.message_cache:
-            return super().__next__()
+            return self._noted(super().__next__())
         if self.outstanding_message_count >= self.prefetch:
             time.sleep(FULL_RECHECK_S)
             return None
@@ -67,12 +82,27 @@ class _WakingConsumer(_RedisConsumer):
             messages = self.broker.do_fetch(self.queue_name, self.prefetch - self.outstanding_message_count)
             if messages:
                 self.message_cache = messages
-                return super().__next__()
+                return self._noted(super().__next__())
             self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
-            self.broker.client.blpop([wake_key(self.broker.namespace, self.queue_name)], timeout=backoff_ms / 1000)
+            wait_s = min(backoff_ms / 1000, self._until_due_s())
+            self.broker.client.blpop([wake_key(self.broker.namespace, self.queue_name)], timeout=wait_s)
             return None
         except redis.ConnectionError as e:
             raise ConnectionClosed(e) from None
+
+    def _noted(self, message):
+        eta = message.options.get("eta") if message is not None else None
+        if eta is not None:
+            heapq.heappush(self._etas, (eta, message.message_id))
+        return message
+
+    def _until_due_s(self) -> float:
+        """Seconds until the first delayed message still held falls due (a little at least: BLPOP's 0 is forever)."""
+        while self._etas and self._etas[0][1] not in self.queued_message_ids:  # moved on and acked
+            heapq.heappop(self._etas)
+        if not self._etas:
+            return float("inf")
+        return max(DUE_WAIT_MIN_S, (self._etas[0][0] - time.time() * 1000) / 1000)
 
 
 def build_broker(settings: Settings, middleware=None) -> WakingRedisBroker:

@@ -2,9 +2,10 @@
 
 Each actor gets the ids of the messages that committed together (a busy channel's posts travel in
 one Dramatiq message), re-reads them and passes over any that are gone, so a resend from the outbox
-is harmless. For now they record that the message is ready for the work that comes next (outgoing
-events), which will fan out from here; translation and push have actors of their own that the outbox
-sends the same follow-ups to (actors/translation.py, actors/push.py).
+is harmless. They publish the messages' realtime events (actors/realtime.py): the write actor did
+already, right after its commit, unless it crashed or Redis failed it, and an event id is published
+once, so this is what makes the events survive a crash. Translation and push have actors of their own
+that the outbox sends the same follow-ups to (actors/translation.py, actors/push.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import uuid
 
 import dramatiq
 
+from actors import realtime
 from models import Message
 
 logger = logging.getLogger(__name__)
@@ -32,15 +34,18 @@ _POLICY = {"queue_name": "messages", "max_retries": 8, "min_backoff": 500, "max_
 def message_posted(message_ids: list[str]) -> None:
     """Messages were posted."""
     _note(message_ids, "posted")
+    realtime.publish_messages("message_posted", message_ids)
 
 
 @dramatiq.actor(**_POLICY)
 def message_edited(message_ids: list[str]) -> None:
     """Messages' content or pin changed."""
     _note(message_ids, "edited")
+    realtime.publish_messages("message_edited", message_ids)
 
 
 @dramatiq.actor(**_POLICY)
 def message_deleted(message_ids: list[str]) -> None:
     """Messages were deleted (their tombstones stay)."""
     _note(message_ids, "deleted")
+    realtime.publish_messages("message_deleted", message_ids)

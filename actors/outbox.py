@@ -13,11 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from itertools import groupby
 
 import dramatiq
 
-from actors import email, files, messages, push, translation
+from actors import email, files, messages, push, realtime, rooms, translation
 from actors.database import one_writer
 from config import settings
 from models import Outbox, db, utcnow
@@ -34,6 +35,8 @@ ACTORS = {
     "message_edited": ([messages.message_edited, translation.translate_messages], "message_id"),
     "message_deleted": ([messages.message_deleted], "message_id"),
     "file_deleted": ([files.file_deleted], "storage_key"),
+    "room_expiry": ([rooms.expire_room], None),
+    "realtime": ([realtime.publish_announced], None),
 }
 
 #: Ids one Dramatiq message carries at most.
@@ -69,11 +72,16 @@ def _messages(rows: list[Outbox]) -> list[tuple[dramatiq.Actor, dict]]:
 
 
 def deliver(rows: list[Outbox]) -> None:
-    """Send the rows to their actors, then delete them."""
+    """Send the rows to their actors, then delete them. A follow-up with `not_before_ms` (Unix time in ms)
+    is delayed until then (a room's expiry)."""
     if not rows:
         return
     for actor, arguments in _messages(rows):
-        actor.send(**arguments)
+        not_before_ms = arguments.pop("not_before_ms", None)
+        if not_before_ms is None:
+            actor.send(**arguments)
+        else:
+            actor.send_with_options(kwargs=arguments, delay=max(0, not_before_ms - int(time.time() * 1000)))
     with one_writer():
         Outbox.delete().where(Outbox.id.in_([row.id for row in rows])).execute()
 

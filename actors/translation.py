@@ -39,9 +39,10 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import dramatiq
+import redis
 from peewee import JOIN, fn
 
-from actors import push
+from actors import push, realtime
 from actors.database import one_writer, read_then_write
 from actors.limits import Gate
 from config import settings
@@ -128,7 +129,11 @@ def translate_messages(message_ids: list[str]) -> None:
     calls, cached = _translate(translator, [w for w in works if w.targets])
     stored = _store(translator, works)
     push.fan_out.send([str(w.message_id) for w in works])  # their notifications waited for this
-    logger.info("Translated %d of %d messages with %s: %d calls, %d from the cache, %.0f ms.", stored, len(works),
+    try:
+        realtime.publish_translations([(w.message_id, w.version, w.done) for w in stored])
+    except redis.RedisError as e:  # the translations are stored: clients read them on their next fetch
+        logger.warning("Could not publish %d translations' realtime events: %s", len(stored), e)
+    logger.info("Translated %d of %d messages with %s: %d calls, %d from the cache, %.0f ms.", len(stored), len(works),
                 translator.name, calls, cached, (time.monotonic() - started) * 1000)
 
 
@@ -296,8 +301,8 @@ def _failed(job: Job, reason: str) -> None:
         job.work.failed[tag] = reason
 
 
-def _store(translator: Engine, works: list[Work]) -> int:
-    """Store the translations of messages still at the version translated; returns how many were."""
+def _store(translator: Engine, works: list[Work]) -> list[Work]:
+    """Store the translations of messages still at the version translated; returns the works stored."""
     now = utcnow()
     with read_then_write():
         versions = Message.select(Message.id, Message.version).where(
@@ -318,7 +323,7 @@ def _store(translator: Engine, works: list[Work]) -> int:
     for w in works:
         if w.failed:
             logger.warning("Message %s: %s.", w.message_id, _describe(w.failed))
-    return len(fresh)
+    return fresh
 
 
 def _outcome(work: Work) -> tuple[str, str | None]:

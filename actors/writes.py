@@ -8,7 +8,7 @@ import os
 import dramatiq
 from peewee import DataError, IntegrityError
 
-from actors import outbox, relay, replies
+from actors import outbox, realtime, relay, replies
 from actors.database import one_writer
 from config import settings
 from domain.commands import from_wire, to_wire
@@ -49,9 +49,11 @@ def commit_writes(commands: list[dict], reply_to: str | None = None) -> None:
     if _CRASH_AFTER_COMMIT and stored:
         os._exit(70)  # tests only: die between the commit and the follow-ups (see _CRASH_AFTER_COMMIT)
     logger.debug("Committed %d of %d commands.", sum(v == replies.APPLIED for v in outcomes.values()), len(batch))
-    # The waiting requests are answered first: their follow-ups are safe in the outbox already.
+    # The waiting requests are answered first: their follow-ups are safe in the outbox already. Then the
+    # realtime events, before the other follow-ups (so a client sees its message before its translation).
     if reply_to:
         replies.publish(commit_writes.broker.client, reply_to, outcomes)
+    realtime.publish_committed(stored)
     relay.hand_over(stored)
 
 

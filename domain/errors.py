@@ -44,6 +44,12 @@ class Conflict(DomainError):
     status, code = 409, "conflict"
 
 
+class Gone(DomainError):
+    """What was there is no more, for good (an expired temporary room)."""
+
+    status, code = 410, "gone"
+
+
 class PayloadTooLarge(DomainError):
     status, code = 413, "payload_too_large"
 
@@ -78,4 +84,4 @@ class Unavailable(DomainError):
         self.retry_after = retry_after
 
 
-KINDS = {cls.__name__: cls for cls in (BadRequest, Unauthenticated, Forbidden, NotFound, Conflict, Invalid)}
+KINDS = {cls.__name__: cls for cls in (BadRequest, Unauthenticated, Forbidden, NotFound, Conflict, Gone, Invalid)}

@@ -11,9 +11,10 @@ from peewee import Case, IntegrityError
 
 from domain import commands as c
 from domain import files
+from domain import realtime as rt
 from domain.commands import Command
 from domain.writes import BULK, after_commit, apply, create, update
-from models import Channel, ChannelMember, Message, Translation, db
+from models import Channel, ChannelMember, Message, Translation, User, db
 
 
 class OpenDirectConversation(Command):
@@ -112,6 +113,10 @@ def _(cmd: OpenDirectConversation) -> None:
         return  # opened by the other user in a commit of another worker
     ChannelMember.insert_many([{"channel": cmd.channel_id, "user": user_id, "created_at": cmd.at}
                                for user_id in cmd.user_ids]).execute()
+    rt.announce(cmd.command_id, rt.CONVERSATION_CREATED, cmd.channel_id.hex,
+                {"id": cmd.channel_id.hex, "participants": [rt.user_of(user) for user in
+                                                            User.select().where(User.id.in_(cmd.user_ids))],
+                 "created_at": rt.millis(cmd.at)}, cmd.user_ids)
 
 
 @apply.register

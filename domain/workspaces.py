@@ -11,6 +11,7 @@ import uuid
 from peewee import SQL, IntegrityError
 
 from domain import commands as c
+from domain import realtime as rt
 from domain.commands import Command
 from domain.errors import Invalid, NotFound
 from domain.writes import apply, create, update
@@ -96,6 +97,9 @@ def _(cmd: c.CreateGroup) -> None:
             Membership.insert_many(rows).execute()
     except IntegrityError as e:
         raise NotFound("A member account does not exist.", {"members": ["A member account does not exist."]}) from e
+    for row in rows[1:]:  # the owner made it
+        rt.announce(cmd.command_id, rt.MEMBERSHIP_ADDED, f"{cmd.group_id.hex}:{row['user']}",
+                    rt.membership_data(cmd.group_id, row["user"], row["role"]), members)
 
 
 def _visibility_values(cmd) -> dict:
@@ -123,6 +127,8 @@ def _(cmd: c.AddMember) -> None:
     already = Membership.select().where((Membership.workspace == cmd.group_id) & (Membership.user == cmd.user_id))
     if not already.exists():
         create(Membership, workspace=cmd.group_id, user=cmd.user_id, role=cmd.role, created_at=cmd.at)
+        rt.announce(cmd.command_id, rt.MEMBERSHIP_ADDED, f"{cmd.group_id.hex}:{cmd.user_id}",
+                    rt.membership_data(cmd.group_id, cmd.user_id, cmd.role), rt.members(cmd.group_id))
 
 
 def _owners(group_id: uuid.UUID):
@@ -148,6 +154,10 @@ def _(cmd: ChangeMember) -> None:
         values["preferred_language"] = cmd.preferred_language
     if values:
         Membership.update(**values).where(Membership.id == member.id).execute()
+    if "role" in values:
+        rt.announce(cmd.command_id, rt.MEMBERSHIP_ROLE_CHANGED, f"{cmd.group_id.hex}:{cmd.user_id}",
+                    rt.membership_data(cmd.group_id, cmd.user_id, cmd.role, previous_role=member.role),
+                    rt.members(cmd.group_id))
 
 
 @apply.register
@@ -158,6 +168,8 @@ def _(cmd: c.RemoveMember) -> None:
     owners = list(_owners(cmd.group_id).order_by(Membership.created_at, Membership.id))
     if member.role == "owner" and len(owners) == 1:
         raise Invalid(LAST_OWNER, {"role": [LAST_OWNER]})
+    rt.announce(cmd.command_id, rt.MEMBERSHIP_REMOVED, f"{cmd.group_id.hex}:{cmd.user_id}",
+                rt.membership_data(cmd.group_id, cmd.user_id, member.role), rt.members(cmd.group_id))
     member.delete_instance()
     channels = Channel.select(Channel.id).where(Channel.workspace == cmd.group_id)
     ChannelMember.delete().where((ChannelMember.user == cmd.user_id) & ChannelMember.channel.in_(channels)).execute()
@@ -176,6 +188,13 @@ def _(cmd: c.CreateChannel) -> None:
            created_at=cmd.at, updated_at=cmd.at)
     if cmd.visibility != "public":
         ChannelMember.insert(channel=cmd.channel_id, user=cmd.created_by, created_at=cmd.at).execute()
+    _announce_channel(cmd.command_id, rt.CHANNEL_CREATED, cmd.channel_id)
+
+
+def _announce_channel(command_id: str, type_: str, channel_id: uuid.UUID) -> None:
+    channel = Channel.get_or_none(Channel.id == channel_id)
+    if channel is not None:
+        rt.announce(command_id, type_, channel_id.hex, rt.channel_data(channel), rt.channel_viewers(channel))
 
 
 @apply.register
@@ -187,10 +206,12 @@ def _(cmd: c.UpdateChannel) -> None:
             raise NotFound("Channel not found.")
         values["slug"] = _chosen_slug(cmd.slug, _channel_slug_taken(cmd.slug, channel.workspace_id, cmd.channel_id))
     update(Channel, Channel.id == cmd.channel_id, values, "Channel not found.")
+    _announce_channel(cmd.command_id, rt.CHANNEL_UPDATED, cmd.channel_id)
 
 
 @apply.register
 def _(cmd: c.DeleteChannel) -> None:
+    _announce_channel(cmd.command_id, rt.CHANNEL_DELETED, cmd.channel_id)  # while its viewers are known
     Channel.delete().where(Channel.id == cmd.channel_id).execute()
 
 

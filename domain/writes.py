@@ -17,7 +17,7 @@ from peewee import IntegrityError
 
 from domain import commands as c
 from domain.errors import Conflict, DomainError, Invalid, NotFound
-from models import SocialAccount, Token, User, Workspace, db
+from models import Guest, Room, SocialAccount, Token, User, Workspace, db
 
 
 @singledispatch
@@ -138,7 +138,8 @@ def _(cmd: c.UpdateAccount) -> None:
 
 @apply.register
 def _(cmd: c.DeleteAccount) -> None:
-    # Groups the account owns go with it; foreign keys cascade to the rest.
+    # Groups the account owns go with it, and the guests of its temporary rooms; foreign keys cascade to the rest.
+    User.delete().where(User.id.in_(Guest.select(Guest.user).join(Room).where(Room.owner == cmd.user_id))).execute()
     Workspace.delete().where(Workspace.owner == cmd.user_id).execute()
     User.delete().where(User.id == cmd.user_id).execute()
 
@@ -254,4 +255,4 @@ def _(cmd: c.UnlinkSocialAccount) -> None:
 
 
 # Each area's commands register how they apply when imported.
-from domain import devices, files, messages, webhooks, workspaces  # noqa: E402,F401
+from domain import devices, files, messages, rooms, webhooks, workspaces  # noqa: E402,F401

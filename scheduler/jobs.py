@@ -8,7 +8,7 @@ import signal
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from actors import broker, expiry, files, outbox, push, translation
+from actors import broker, expiry, files, outbox, push, rooms, translation
 from config import Settings
 from scheduler.leader import LeaderLock
 
@@ -16,14 +16,15 @@ logger = logging.getLogger(__name__)
 
 
 def run(settings: Settings) -> None:
-    """Run the scheduler until SIGINT/SIGTERM; only the lock holder enqueues anything."""
+    """Run the scheduler until SIGINT/SIGTERM; only the lock holder enqueues anything (`lock.leads`)."""
     lock = LeaderLock(broker.client, f"{settings.redis.namespace}:scheduler:leader", settings.scheduler.lock_ttl_s)
     scheduler = BlockingScheduler(timezone="UTC")
 
     def when_leading(actor):
         def job():
-            if lock.leading:
+            if lock.leads:
                 actor.send()
+                logger.info("Scheduler %s sent %s.", lock.token[:8], actor.actor_name)
         job.__name__ = actor.actor_name
         return job
 
@@ -31,6 +32,10 @@ def run(settings: Settings) -> None:
     scheduler.add_job(lock.hold, "interval", seconds=max(1, settings.scheduler.lock_ttl_s // 3), next_run_time=dt.datetime.now(dt.timezone.utc))
     scheduler.add_job(when_leading(expiry.expire_applied_commands), "interval", seconds=every)
     scheduler.add_job(when_leading(expiry.expire_tokens), "interval", seconds=every)
+    scheduler.add_job(when_leading(expiry.expire_invites), "interval", seconds=every)
+    # Rooms expire on time by their own delayed messages; these back them up, and purge what expired.
+    scheduler.add_job(when_leading(rooms.expire_rooms), "interval", seconds=max(1, min(every, 60)))
+    scheduler.add_job(when_leading(rooms.purge_rooms), "interval", seconds=every)
     scheduler.add_job(when_leading(outbox.resend_outbox), "interval", seconds=max(1, settings.writes.outbox_resend_s))
     scheduler.add_job(when_leading(files.expire_files), "interval",
                       seconds=max(1, min(every, settings.files.staged_ttl_s // 4)))

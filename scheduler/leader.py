@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 import redis
@@ -17,6 +18,14 @@ end
 return 0
 """
 
+# Release only if we still hold the lock: compare-and-delete in one step.
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
 
 class LeaderLock:
     """Held by at most one process at a time; `hold()` takes or renews it and says whether we lead."""
@@ -27,9 +36,19 @@ class LeaderLock:
         self.ttl_ms = ttl_s * 1000
         self.token = uuid.uuid4().hex
         self.leading = False
+        self._held_until = 0.0  # monotonic: when the lock we last took or renewed lapses
         self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    @property
+    def leads(self) -> bool:
+        """Whether we hold the lock now: held at the last `hold()`, and not lapsed since. A process that
+        stalled past the TTL (a long pause, Redis unreachable) may have lost it to a standby without
+        knowing yet, so it stops as the lock lapses, not at its next renewal."""
+        return self.leading and time.monotonic() < self._held_until
 
     def hold(self) -> bool:
+        asked = time.monotonic()
         try:
             held = bool(self._renew(keys=[self.key], args=[self.token, self.ttl_ms])) or bool(
                 self.client.set(self.key, self.token, nx=True, px=self.ttl_ms)
@@ -40,9 +59,14 @@ class LeaderLock:
         if held != self.leading:
             logger.info("Scheduler %s %s the lead.", self.token[:8], "took" if held else "lost")
         self.leading = held
+        if held:
+            self._held_until = asked + self.ttl_ms / 1000  # from before the call: Redis set it later than that
         return held
 
     def release(self) -> None:
-        if self.leading and self.client.get(self.key) == self.token.encode():
-            self.client.delete(self.key)
+        if self.leading:
+            try:
+                self._release(keys=[self.key], args=[self.token])
+            except redis.RedisError as e:
+                logger.warning("Could not release the scheduler lock (it lapses by itself): %s", e)
         self.leading = False

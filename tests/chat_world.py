@@ -1,8 +1,9 @@
 """What the RosettaChat schemathesis tests need for the chat operations: a workspace the owner runs, with a
 channel, a member, messages, an invite, a webhook and a conversation, the owner's files (a staged one, and
-one attached to a channel message and one to a direct message) and push devices, and the values a real client of them would
-send in a positive case (ids that exist, a free slug, a secret that works, files of its own to attach, a
-Range the file has bytes for).
+one attached to a channel message and one to a direct message) and push devices, the owner's temporary rooms
+and a guest of them, and the values a real client of them would send in a positive case (ids that exist, a
+free slug, a secret that works, files of its own to attach, a Range the file has bytes for, a `ttl_hours`
+its limits allow).
 
 Operations that destroy what they name (a DELETE, a member removed) get a resource made for the purpose,
 so the shared world stays whole for the cases after them.
@@ -17,6 +18,8 @@ import uuid
 
 import httpx
 
+from tests.room_world import FILE_BYTES, OWNER_ROUTES, ROOMS, Rooms
+
 _API = "/api/v1"
 _counter = itertools.count()
 _PUSH_TOKENS = {"apns": lambda: uuid.uuid4().hex * 2, "expo": lambda: f"ExponentPushToken[{uuid.uuid4().hex}]",
@@ -26,9 +29,13 @@ _PUSH_TOKENS = {"apns": lambda: uuid.uuid4().hex * 2, "expo": lambda: f"Exponent
 class ChatWorld:
     """Real chat resources of `owner` (a signed-in client), and `member` who joined the owner's workspace."""
 
-    def __init__(self, owner: httpx.Client, member: httpx.Client, member_id: int, make_user):
-        """`make_user()` signs a new user up and returns (their client, their id)."""
+    def __init__(self, owner: httpx.Client, member: httpx.Client, member_id: int, make_user, expire_room,
+                 room_limits: tuple[dict, dict]):
+        """`make_user()` signs a new user up and returns (their client, their id); `expire_room(room_id)`
+        closes a room now; `room_limits` are the owner's temporary-room limits (raised: they allow
+        hundreds of rooms) and a new user's."""
         self.owner, self.member, self.member_id, self.make_user = owner, member, member_id, make_user
+        self.rooms = Rooms(owner, make_user()[0], expire_room, room_limits)
         self.ws = self._created("/workspaces", {"name": "Spec Workspace", "visibility": "public"})
         self.channel = self._created(f"/workspaces/{self.ws}/channels", {"name": "spec"})
         assert member.post(f"/workspaces/{self.ws}/join").status_code == 201
@@ -47,7 +54,8 @@ class ChatWorld:
         self.files_channel = self._created(f"/workspaces/{self.ws}/channels", {"name": "spec files"})
         self.attachment = self._attached(f"/workspaces/{self.ws}/channels/{self.files_channel}/messages")
         self.direct_attachment = self._attached(f"/direct-conversations/{self.conversation}/messages")
-        self.sizes = dict.fromkeys((self.file, self.attachment, self.direct_attachment), len(FILE_BYTES))
+        self.sizes = dict.fromkeys((self.file, self.attachment, self.direct_attachment, self.rooms.file,
+                                    self.rooms.attachment), len(FILE_BYTES))
 
     def _created(self, path: str, body: dict) -> str:
         answer = self.owner.post(path, json=body)
@@ -116,11 +124,12 @@ class ChatWorld:
         if path == f"{_API}/devices/{{id}}":  # only DELETE: a device of its own
             params["id"] = self._created("/devices", {"platform": "ios", "provider": "apns",
                                                       "push_token": uuid.uuid4().hex * 2})
-        self.authorize(case)
+        self.rooms.point_ids(case)
 
     def authorize(self, case) -> None:
-        """The credentials the operation takes (a webhook's secret, or an automation token), and an
-        Idempotency-Key of its own: a generated key repeats, and a repeat with another body is refused."""
+        """The credentials the operation takes (a webhook's secret, an automation token, a token with the
+        room abilities), and an Idempotency-Key of its own: a generated key repeats, and a repeat with
+        another body is refused. Before point_ids, which may make a case a guest's or another owner's."""
         path = case.operation.path
         headers = case.headers = case.headers or {}
         if "Idempotency-Key" in headers:
@@ -129,6 +138,8 @@ class ChatWorld:
             headers["X-Webhook-Secret"] = self.webhook_secret
         elif path.startswith(_API + "/automation/"):
             headers["Authorization"] = f"Bearer {self.automation_token}"
+        elif path in OWNER_ROUTES:
+            headers["Authorization"] = f"Bearer {self.rooms.token}"
 
     def _doomed_member(self) -> int:
         client, user_id = self.make_user()
@@ -145,13 +156,14 @@ class ChatWorld:
         if isinstance(body.get("password"), str) and len(body["password"]) < 8:
             body["password"] = body["password"] + "-padded-"
         if path.endswith("/messages") and "/webhooks/" not in path:
+            upload, parent = self.rooms.for_message(case) if path.startswith(ROOMS) else (self.upload, self.message)
             if isinstance(body.get("attachment_ids"), list) and body["attachment_ids"]:
                 # The author's own staged files; the generated ids name none.
-                body["attachment_ids"] = [self.upload() for _ in body["attachment_ids"][:2]]
+                body["attachment_ids"] = [upload() for _ in body["attachment_ids"][:2]]
             elif not (isinstance(body.get("content"), str) and body["content"].strip()):
                 body["content"] = "spec content"
             if body.get("parent_message_id") is not None:
-                body["parent_message_id"] = self.message
+                body["parent_message_id"] = parent
         if path == f"{_API}/files" and isinstance(body.get("meta"), dict) and len(json.dumps(body["meta"])) > 4096:
             body["meta"] = {"spec": "meta"}  # the description's limit, which a JSON Schema cannot state
         if "/webhooks" in path:
@@ -171,6 +183,8 @@ class ChatWorld:
             body["participant_user_id"] = str(self.member_id)
         if path.endswith("/channels/{channel_id}/members"):
             body["user_id"] = self.member_id
+        if path.startswith(ROOMS):
+            self.rooms.adapt_body(case)
 
     def fit_range(self, case) -> None:
         """A download's Range as a client that knows the file's size sends it: one the file has bytes for
@@ -198,7 +212,5 @@ class ChatWorld:
                 del headers["Range"]
 
 
-#: What the world's files hold.
-FILE_BYTES = b"spec file contents"
 #: A single byte range as the server reads one (files.py's _RANGE).
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

@@ -60,6 +60,7 @@ class Stack:
             "SECTOR_AUTH_BCRYPT_ROUNDS": "4",
             # Every test client is 127.0.0.1; per-IP limits are tested on a server of their own.
             **{f"SECTOR_THROTTLE_{name}_IP": "1000000" for name in ("LOGIN", "OTP", "OTP_VERIFY", "FORGOT", "RESOLVE")},
+            "SECTOR_ROOMS_JOIN_IP": "1000000",
             # Above the five attempts a code allows, so that rule can be seen on its own.
             "SECTOR_THROTTLE_OTP_VERIFY_EMAIL": "20",
             # No test reaches the real Expo service; push tests point the gateways at local ones (tests/gateways.py).

@@ -54,6 +54,7 @@ class World:
 
     def adapt(self, case, *, point_ids: bool = True) -> None:
         """Make a case look like what a client holding real resources would send."""
+        fuzzing.drop_framing_headers(case)
         self._protect_owner(case)
         if case.meta is None or not case.meta.generation.mode.is_positive:
             return

@@ -3,6 +3,7 @@ request the server answers with a 5xx or with anything the document does not des
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 import hashlib
@@ -21,14 +22,19 @@ import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi import checks
+from ulid import ULID
 
 import config
 from handlers.rosetta import openapi
 from tests import fuzzing
-from tests.chat_world import FILE_BYTES, ChatWorld
+from tests.chat_world import ChatWorld
+from tests.room_world import FILE_BYTES, GUEST
 from tests.oauth_provider import CLIENTS, FakeProvider, Person
 from tests.rosetta import new_email, text_of
 
+# The owner's own temporary-room limits, raised so that few creates or extensions meet a quota.
+ROOM_LIMITS = {"active_limit": 1000, "monthly_creation_limit": 100_000, "max_ttl_hours": 1000, "extension_hours": 1,
+               "max_lifetime_hours": 1_000_000}
 # Fuzzed cases per operation; the examples and coverage phases add their own on top.
 FUZZED = 6
 # Scenarios and steps of the stateful run, which follows the links between operations.
@@ -84,14 +90,16 @@ class World:
     wrong, and most ids would miss. For positive cases (those the document calls valid) this swaps in
     what a client would really hold: the owner's credentials, a mailed code or reset token, a state and
     code the provider really issued, the XSRF-TOKEN the server set, an address of its own, a password
-    that fits the 72-byte limit and its confirmation. Most path ids point at live resources; every third
-    case keeps its random ones, so 404s are exercised too. Logout and password changes run on tokens and
-    users of their own, so the owner's token and password stay good for the run. Negative cases go out as
-    generated, except that a web case whose fault is in its body gets a real XSRF pair, so that its body
-    is what the server refuses.
+    that fits the 72-byte limit and its confirmation, a guest's token for a room's guest routes. Most path
+    ids point at live resources; every third case keeps its random ones, so 404s are exercised too. Logout
+    and password changes run on tokens and users of their own, so the owner's token and password stay good
+    for the run. The owner's temporary-room limits are raised, so that creates and extensions mostly
+    succeed. Negative cases go out as generated, except that a web case whose fault is in its body gets a
+    real XSRF pair, and a temporary-room case whose fault is not in its path a real room and caller, so
+    that its fault is what the server refuses.
     """
 
-    def __init__(self, stack, origin: str, provider: FakeProvider):
+    def __init__(self, stack, origin: str, provider: FakeProvider, database):
         self.http = httpx.Client(timeout=30)
         self.base_url = origin + API
         self.provider = provider
@@ -101,7 +109,11 @@ class World:
                                       headers={"Authorization": f"Bearer {self.owner.token}"})
         self.spare = User(self.http, self.base_url)  # the one whose password negative cases may try to change
         member = User(self.http, self.base_url)
-        self.chat = ChatWorld(self.owner_api, self._client(member), self._id(member), self._chat_user)
+        self.db = database
+        database.RoomLimit.insert(user=self._id(self.owner), updated_at=database.utcnow(), **ROOM_LIMITS).execute()
+        defaults = {name: getattr(stack.settings.rooms, name) for name in ROOM_LIMITS}
+        self.chat = ChatWorld(self.owner_api, self._client(member), self._id(member), self._chat_user,
+                              self._expire_room, (ROOM_LIMITS, defaults))
         self.xsrf = self.http.get(origin + "/sanctum/csrf-cookie").cookies["XSRF-TOKEN"]
         link = re.search(r"https?://\S+", self.mailbox.wait(self.owner.email, "verify")).group(0)
         parts = urlsplit(link)
@@ -110,6 +122,7 @@ class World:
         self._seen: dict[str, int] = {}
         self._pools: dict[str, list] = {"user": [], "otp": [], "reset": []}
         self._changer: tuple[object, User | None] = (None, None)
+        self.answered: dict[str, set[int]] = {}  # the linked calls' statuses, by operation
 
     def _client(self, user: User) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30, headers={"Authorization": f"Bearer {user.token}"})
@@ -121,8 +134,14 @@ class World:
         user = User(self.http, self.base_url)
         return self._client(user), self._id(user)
 
+    def _expire_room(self, room_id: str) -> None:
+        """The room's time is up (a minute ago); the sweep that would mark it expired has not run."""
+        self.db.Room.update(expires_at=self.db.utcnow() - dt.timedelta(minutes=1)).where(
+            self.db.Room.id == ULID.from_str(room_id.upper()).to_uuid()).execute()
+
     def adapt(self, case, *, point_ids: bool = True) -> None:
         """Make a case look like what a client holding real users, tokens and codes would send."""
+        fuzzing.drop_framing_headers(case)
         meta = case.meta
         positive = meta is not None and meta.generation.mode.is_positive
         self._protect_owner(case, positive)
@@ -130,6 +149,8 @@ class World:
                 meta.is_negative_at(where) for where in (ParameterLocation.HEADER, ParameterLocation.COOKIE))):
             self._send_xsrf(case)
         if not positive:
+            if meta is not None and not meta.is_negative_at(ParameterLocation.PATH):
+                self.chat.rooms.seat_negative(case, credentials=not meta.is_negative_at(ParameterLocation.HEADER))
             return
         if self.chat.handles(case.operation.path):
             self.chat.authorize(case)
@@ -140,6 +161,12 @@ class World:
             self._adapt_body(case)
         if self.chat.handles(case.operation.path):
             self.chat.fit_range(case)
+            self.chat.rooms.seat_guest(case)
+
+    def settle(self, case, response) -> None:
+        """After each linked call: what it answered, by operation."""
+        self.answered.setdefault(case.operation.label, set()).add(response.status_code)
+        self.chat.rooms.settle(case, response)
 
     def _protect_owner(self, case, positive: bool) -> None:
         headers = case.headers or {}
@@ -269,20 +296,21 @@ _world: World | None = None  # the world fixture's, for the auth provider schema
 
 
 @pytest.fixture(scope="module")
-def social_env(provider) -> dict:
-    return provider.env()
+def server_env(provider) -> dict:
+    # Every generated case comes from one address: room joins are allowed as many as a room's.
+    return {**provider.env(), "SECTOR_ROOMS_JOIN_IP": "1000"}
 
 
 @pytest.fixture(scope="module")
-def origin(stack, social_env) -> str:
+def origin(stack, server_env) -> str:
     """A server of the stack with the fake provider's google and github enabled."""
-    return f"http://127.0.0.1:{stack.start_server(**social_env)}"
+    return f"http://127.0.0.1:{stack.start_server(**server_env)}"
 
 
 @pytest.fixture(scope="module")
-def world(stack, origin, provider) -> World:
+def world(stack, origin, provider, database) -> World:
     global _world
-    _world = World(stack, origin, provider)
+    _world = World(stack, origin, provider, database)
     yield _world
     _world = None
 
@@ -291,7 +319,10 @@ schema = fuzzing.load(openapi.document(providers=PROVIDERS), fuzzed=FUZZED, step
                       # 419: Laravel's status for a missing or wrong XSRF token.
                       also_rejecting=("419",),
                       checks={"missing_required_header": {"expected-statuses": [
-                          "400", "401", "403", "406", "415", "419", "422"]}})
+                          "400", "401", "403", "406", "415", "419", "422"]},
+                          # Schemathesis's, and 410: a temporary room that expired is as gone as a 404's.
+                          "positive_data_acceptance": {"expected-statuses": [
+                              "2xx", "3xx", "401", "403", "404", "409", "410", "429", "5xx"]}})
 # Schemathesis builds the coverage cases while collecting, before any server runs: PENDING until then.
 fuzzing.use_bearer_token(schema, lambda: _world.owner.token if _world is not None else PENDING)
 
@@ -309,15 +340,28 @@ def test_sequences_of_linked_calls_keep_to_the_document(world, origin):
     assert not failures, "\n\n".join(failures)
 
 
+def test_the_links_from_a_created_room_lead_to_it(world, origin):
+    """The linked calls among the temporary rooms' operations alone, so that the state machine follows
+    their links: a room it created is shown, extended and joined."""
+    world.answered.clear()
+    failures = fuzzing.run_linked_calls(schema.include(path_regex=f"^{API}/external/rooms"), world, origin,
+                                        SCENARIOS, STEPS)
+    assert not failures, "\n\n".join(failures)
+    for label, status in (("GET /external/rooms/{room_id}", 200), ("POST /external/rooms/{room_id}/extend", 200),
+                          ("POST /external/rooms/{room_id}/guests", 201)):
+        method, path = label.split()
+        assert status in world.answered.get(f"{method} {API}{path}", ()), (label, world.answered)
+
+
 def test_every_registered_route_is_in_the_document(app):
     undocumented, unserved = fuzzing.undocumented_and_unserved(app, openapi.document(), ("api/v1/", "sanctum/"))
     assert undocumented == set(), "routes missing from the OpenAPI document"
     assert unserved == set(), "documented operations that no route serves"
 
 
-def test_the_served_document_is_the_deployments_and_valid(stack, origin, social_env):
+def test_the_served_document_is_the_deployments_and_valid(stack, origin, server_env):
     for server, settings in ((f"http://127.0.0.1:{stack.port}", stack.settings),
-                             (origin, config.load(environ={**stack.env, **social_env}))):
+                             (origin, config.load(environ={**stack.env, **server_env}))):
         document = httpx.get(f"{server}/api/v1/openapi.json").json()
         assert document == openapi.document_for(settings)
         schemathesis.openapi.from_dict(document).validate()  # against the OpenAPI 3.1 meta-schema
@@ -327,11 +371,13 @@ def test_the_served_document_is_the_deployments_and_valid(stack, origin, social_
     schemes = document["components"]["securitySchemes"]
     assert (schemes["bearerAuth"]["scheme"], schemes["sessionCookie"]["in"], schemes["sessionCookie"]["name"]) == (
         "bearer", "cookie", stack.settings.auth.session_cookie)
+    assert (schemes["guestToken"]["in"], schemes["guestToken"]["name"]) == ("header", GUEST)
     open_operations = {(method, path) for path, ops in document["paths"].items() for method, op in ops.items()
                        if op["security"] == []}
     assert open_operations == {
         ("get", "/sanctum/csrf-cookie"), ("get", f"{API}/openapi.json"),
         ("get", f"{API}/auth/email/verify/{{id}}/{{hash}}"), ("get", f"{API}/invites/{{token}}"),
+        ("post", f"{API}/external/rooms/{{room_id}}/guests"),
         *(("post", f"{API}/auth/{mode}/{step}") for mode in ("app", "web")
           for step in ("register", "login", "otp", "otp/verify", "forgot-password", "reset-password",
                        "social/{provider}/redirect", "social/{provider}/callback")),

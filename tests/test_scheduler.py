@@ -1,6 +1,10 @@
 """The scheduler: one leader at a time, and its sweeps run on the workers and delete what expired."""
 
 import datetime as dt
+import os
+import re
+import signal
+import subprocess
 import time
 import uuid
 
@@ -17,9 +21,13 @@ def test_one_scheduler_leads_and_another_takes_over_when_the_lock_lapses(stack):
     first, second = LeaderLock(client, key, ttl_s=1), LeaderLock(client, key, ttl_s=1)
     assert first.hold() and not second.hold()
     assert first.hold(), "the leader renews its own lock"
+    assert first.leads and not second.leads
     time.sleep(1.3)
+    assert first.leading and not first.leads, "a leader that missed its renewal stops as its lock lapses"
     assert second.hold(), "a lapsed lock passes to the standby"
     assert not first.hold()
+    first.release()  # a lock it no longer holds: the standby's stays
+    assert second.hold() and not first.hold()
     second.release()
     assert first.hold()
 
@@ -50,3 +58,92 @@ def test_the_scheduler_sweeps_old_command_ids_and_dead_tokens_through_a_worker(s
         scheduler.terminate()
         scheduler.wait(timeout=15)
         models.db.close()
+
+
+# Lines of a scheduler's stderr, in app.py's format: "<asctime> <pid> <logger> INFO <message>".
+SENT = re.compile(r"^(\S+ \S+) \d+ \S+ INFO Scheduler ([0-9a-f]{8}) sent (\w+)\.$", re.MULTILINE)
+TOOK_LEAD = re.compile(r"^(\S+ \S+) \d+ \S+ INFO Scheduler ([0-9a-f]{8}) took the lead\.$", re.MULTILINE)
+
+
+def _events(log, pattern) -> list[tuple]:
+    """(unix time, token[, actor]) for each line of one scheduler's log that matches `pattern`."""
+    return [(dt.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").timestamp(), *m.groups()[1:])
+            for m in pattern.finditer(log.read_text(errors="replace"))]
+
+
+def _sends_between(logs, start: float, end: float) -> list[tuple]:
+    return [event for log in logs for event in _events(log, SENT) if start <= event[0] < end]
+
+
+def _tails(logs) -> str:
+    return "\n".join(f"--- {log.name}:\n{log.read_text(errors='replace')[-3000:]}" for log in logs)
+
+
+def _assert_once_per_interval(sends, window: float, every: int, logs) -> None:
+    """Each one-interval sweep was sent about window/every times: generous for a loaded machine,
+    but well below the 2x that two senders (or a job scheduled twice) would give."""
+    expected = window / every
+    for actor in ("expire_tokens", "expire_rooms"):
+        count = sum(1 for _, _, name in sends if name == actor)
+        assert expected / 2 <= count <= expected * 1.5 + 1, (actor, count, expected, _tails(logs))
+
+
+def test_two_schedulers_send_each_sweep_once_and_the_standby_takes_over_when_the_leader_is_killed(stack,
+                                                                                                 tmp_path):
+    ttl, every, window = 3, 1, 5.0
+    # A killed leader's lock lapses within its TTL; the standby tries every ttl/3 s; plus a second for load.
+    takeover_within = ttl + max(1, ttl // 3) + 1.0
+    env = {**stack.env, "SECTOR_LOGGING_LEVEL": "INFO", "SECTOR_SCHEDULER_SWEEP_INTERVAL_S": str(every),
+           "SECTOR_SCHEDULER_LOCK_TTL_S": str(ttl)}
+    logs = [tmp_path / "scheduler-a.log", tmp_path / "scheduler-b.log"]
+    files = [log.open("wb") for log in logs]
+    schedulers = []
+    try:
+        schedulers = [stack._spawn("scheduler", env=env, stderr=file) for file in files]
+        started = lambda: all("Scheduler started" in log.read_text(errors="replace") for log in logs)  # noqa: E731
+        leaders = lambda: [i for i, log in enumerate(logs) if _events(log, TOOK_LEAD)]  # noqa: E731
+        assert wait_for(lambda: started() and leaders(), timeout=20), _tails(logs)
+        assert len(leaders()) == 1, "both schedulers took the lead\n" + _tails(logs)
+        [lead] = leaders()
+        standby = 1 - lead
+        token = _events(logs[lead], TOOK_LEAD)[0][1]
+        assert wait_for(lambda: _events(logs[lead], SENT), timeout=5), _tails(logs)
+
+        start = time.time()
+        time.sleep(window)
+        end = time.time()
+        sends = _sends_between(logs, start, end)
+        assert {t for _, t, _ in sends} == {token}, f"senders: {sorted({t for _, t, _ in sends})}\n" + _tails(logs)
+        assert not _events(logs[standby], SENT) and not _events(logs[standby], TOOK_LEAD), \
+            "the standby sent while the leader lived\n" + _tails(logs)
+        _assert_once_per_interval(sends, window, every, logs)
+
+        killed_at = time.time()
+        os.killpg(schedulers[lead].pid, signal.SIGKILL)
+        schedulers[lead].wait()
+        assert wait_for(lambda: _events(logs[standby], TOOK_LEAD), timeout=takeover_within + 5), \
+            "the standby never took over\n" + _tails(logs)
+        took_at, new_token = _events(logs[standby], TOOK_LEAD)[0]
+        assert new_token != token
+        assert took_at - killed_at <= takeover_within, f"took over after {took_at - killed_at:.1f} s\n" + _tails(logs)
+        assert wait_for(lambda: _sends_between(logs, took_at, time.time() + 1), timeout=every + 3), _tails(logs)
+
+        start = time.time()
+        time.sleep(window)
+        end = time.time()
+        sends = _sends_between(logs, start, end)
+        assert {t for _, t, _ in sends} == {new_token}, f"senders: {sorted({t for _, t, _ in sends})}\n" + _tails(logs)
+        assert not _sends_between(logs[lead:lead + 1], killed_at, end), "the killed leader still sent"
+        _assert_once_per_interval(sends, window, every, logs)
+    finally:
+        for scheduler in schedulers:
+            if scheduler.poll() is None:
+                scheduler.terminate()  # SIGTERM: it stops and releases the lock if it holds it
+        for scheduler in schedulers:
+            try:
+                scheduler.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(scheduler.pid, signal.SIGKILL)
+                scheduler.wait()
+        for file in files:
+            file.close()

@@ -39,7 +39,7 @@ _ONE = "/workspaces/<workspace_id:str>/channels/<channel_id:str>"
 
 def channel_resource(ch: Channel, entered: bool) -> r.Channel:
     return r.Channel(ulid_of(ch.id), ulid_of(ch.workspace_id), ch.name, ch.slug, ch.description, ch.visibility,
-                     "standard", entered, stamp(ch.created_at), stamp(ch.updated_at))
+                     ch.kind, entered, stamp(ch.created_at), stamp(ch.updated_at))
 
 
 def _render(viewer_id: int, workspace_id, channel_id, status: int = 200):

@@ -1,10 +1,10 @@
 """The chat part of the RosettaChat OpenAPI document: workspaces, members, channels, invites, messages,
-direct conversations, webhooks and automation, files and message attachments, push devices. Rows as in
-handlers/rosetta/openapi.py's route table."""
+direct conversations, webhooks and automation, files and message attachments, push devices, external
+temporary rooms. Rows as in handlers/rosetta/openapi.py's route table."""
 
 from __future__ import annotations
 
-from handlers.rosetta import channels, devices, direct, files, invites, members, messages, webhooks, workspaces
+from handlers.rosetta import channels, devices, direct, files, invites, members, messages, rooms, webhooks, workspaces
 from handlers.rosetta.forms import json_schema
 
 API = "/api/v1"
@@ -16,7 +16,8 @@ FORMS = {"WorkspaceForm": workspaces.WORKSPACE, "WorkspaceUpdateForm": workspace
          "InviteForm": invites.INVITE, "MessageForm": messages.MESSAGE, "DirectMessageForm": messages.DIRECT_MESSAGE,
          "MessageEditForm": messages.EDIT, "ConversationForm": direct.OPEN, "RecipientForm": direct.RESOLVE,
          "WebhookForm": webhooks.WEBHOOK, "WebhookUpdateForm": webhooks.WEBHOOK_UPDATE,
-         "WebhookMessageForm": webhooks.INCOMING, "DeviceForm": devices.REGISTER}
+         "WebhookMessageForm": webhooks.INCOMING, "DeviceForm": devices.REGISTER, "RoomForm": rooms.CREATE,
+         "RoomExtendForm": rooms.EXTEND, "GuestJoinForm": rooms.JOIN, "GuestMessageForm": rooms.GUEST_MESSAGE}
 
 
 def _upload_form() -> dict:
@@ -54,6 +55,7 @@ PATH_PARAMS = {
     "webhook_id": ("The webhook's id.", _ULID),
     "file_id": ("The file's id.", _ULID),
     "attachment_id": ("The attachment's id: `attachments[].id` of a message.", _ULID),
+    "room_id": ("The room's id (`room_id`).", _ULID),
     "token": ("The invite's token, from its link.", {"type": "string", "maxLength": 200}),
     f"{API}/workspaces/{{id}}": _WORKSPACE,
     f"{API}/workspaces/{{workspace_id}}/channels/{{id}}": _CHANNEL,
@@ -227,14 +229,15 @@ ROUTES = [
     ("post", API + "/files", "uploadFile", "Files", "Upload a file",
      (201, "Staged: the caller's until a message claims it (`attachment_ids`), and deleted at `expires_at` if none "
            "does.", "FileOne"),
-     {"user": True, "write": "create", "multipart": ("FileUploadForm", "The file, and how it may be read."),
+     {"user": True, "guest_too": True, "write": "create",
+      "multipart": ("FileUploadForm", "The file, and how it may be read."),
       "also": {413: "The file is larger than the deployment's `[files] max_bytes` (100 MiB by default): refused as "
                     "soon as the declared length or the stream passes it.",
                422: "Invalid data: no `file` part (a body that is not multipart/form-data, say), a malformed "
                     "multipart body, a `visibility` other than `public` or `private`, a `meta` that is not a JSON "
                     "object or is too long, or a reused Idempotency-Key."}}),
     ("get", API + "/files/{id}", "getFile", "Files", "Show file metadata",
-     (200, "The file.", "FileOne"), {"user": True, "also": {404: _FILE_404}}),
+     (200, "The file.", "FileOne"), {"user": True, "guest_too": True, "also": {404: _FILE_404}}),
     ("delete", API + "/files/{id}", "deleteFile", "Files", "Delete a file",
      (204, "Deleted; its bytes are removed from the store after the commit.", None),
      {"user": True, "write": "delete",
@@ -243,14 +246,14 @@ ROUTES = [
                404: _FILE_404,
                409: "The file is attached to a live message; delete the message first."}}),
     ("get", API + "/files/{file_id}/download", "downloadFile", "Files", "Download a file",
-     (200, _DOWNLOAD, None), {"user": True, "download": True, "also": {404: _FILE_404}}),
+     (200, _DOWNLOAD, None), {"user": True, "guest_too": True, "download": True, "also": {404: _FILE_404}}),
     ("get", API + "/me/files", "listMyFiles", "Me", "List my files",
      (200, "The caller's live files: attached ones (`claimed` true, the default) or staged ones, newest first "
            "unless `sort` says otherwise. " + _PAGED + " The page links keep the filters.", "FileList"),
      {"user": True, "query": "files"}),
     ("get", API + "/message-attachments/{attachment_id}/download", "downloadMessageAttachment", "Messages",
      "Download a channel message's attachment", (200, _DOWNLOAD, None),
-     {"user": True, "download": True,
+     {"user": True, "guest_too": True, "download": True,
       "also": {404: _ATTACHMENT_404.format(kind="of a channel message",
                                            reader="a member who may enter its channel")}}),
     ("get", API + "/direct-message-attachments/{attachment_id}/download", "downloadDirectMessageAttachment",
@@ -269,6 +272,70 @@ ROUTES = [
      (200, "The caller's devices, most recently used first unless `sort` says otherwise. " + _PAGED
       + " The page links keep the filters.", "DeviceList"),
      {"user": True, "query": "devices"}),
+]
+
+_ROOMS = API + "/external/rooms"
+_ROOM = _ROOMS + "/{room_id}"
+_GUEST_READS = ("Every message of the room, the owner's and other guests' too, in the guest's `preferred_language` "
+                "(`display_content`, `display_source`); guests' messages have author kind `guest` and the nickname "
+                "as the author's name. ")
+_ROOM_404 = "`Temporary Room not found.`: no such room, or another owner's."
+_GUEST_401 = "No `X-Rosetta-Guest-Token`, or one that is unknown or of another room."
+_QUOTA = ("`Temporary Room active room limit exceeded.` or `Temporary Room monthly creation limit exceeded.` "
+          "(`errors.code`: `temporary_room_quota_exceeded`); or the token lacks the ability, or is a session.")
+ROUTES += [
+    ("post", _ROOMS, "createATemporaryRoom", "External Temporary Rooms", "Create a Temporary Room",
+     (201, "Created: a workspace of its own with one channel (kind `temporary_room`), owned by the caller, open to "
+           "guests until `expires_at`.", "RoomOne"),
+     {"user": True, "ability": "temporary-rooms:create", "write": "create", "body": ("RoomForm", "The room."),
+      "also": {403: ("Quota exceeded. " + _QUOTA, "CodedError"),
+               422: "Invalid data, or `ttl_hours` over the owner's limit (`errors.ttl_hours`: "
+                    "`ttl_hours_exceeds_limit`)."}}),
+    ("get", _ROOMS, "listDeveloperOwnedTemporaryRooms", "External Temporary Rooms",
+     "List developer-owned Temporary Rooms",
+     (200, "The caller's rooms, newest first. " + _PAGED + " The page links keep the filter.", "RoomList"),
+     {"user": True, "ability": "temporary-rooms:read", "query": "rooms"}),
+    ("get", _ROOMS + "/usage", "showTemporaryRoomUsageSummary", "External Temporary Rooms",
+     "Show Temporary Room usage summary",
+     (200, "The caller's limits, their active rooms and rooms created this calendar month (UTC), and whether "
+           "either limit is reached.", "RoomUsageOne"),
+     {"user": True, "ability": "temporary-rooms:read"}),
+    ("get", _ROOM, "showATemporaryRoom", "External Temporary Rooms", "Show a Temporary Room",
+     (200, "One of the caller's rooms (an extension to the spec; where a 202 create's Location points).", "RoomOne"),
+     {"user": True, "ability": "temporary-rooms:read", "also": {404: _ROOM_404}}),
+    ("post", _ROOM + "/extend", "extendATemporaryRoom", "External Temporary Rooms", "Extend a Temporary Room",
+     (200, "Extended: `expires_at` moved out by `extension_hours`; guests' tokens last as long.", "RoomExtendedOne"),
+     {"user": True, "ability": "temporary-rooms:extend", "write": "update",
+      "body": ("RoomExtendForm", "How long to extend by."), "optional_body": True,
+      "also": {403: ("`Temporary Room extension is not allowed.` (`errors.code`: "
+                     "`temporary_room_extension_not_allowed`): the owner's limits allow no extension; or the token "
+                     "lacks the ability, or is a session.", "CodedError"),
+               404: _ROOM_404,
+               410: ("`Temporary Room is not available.` (`errors.code`: `temporary_room_expired`): the room has "
+                     "expired.", "CodedError"),
+               422: "Invalid data, or an extension longer than the owner's single-extension limit or past "
+                    "`max_expires_at` (`errors.extension_hours`: `extension_hours_exceeds_limit`)."}}),
+    ("post", _ROOM + "/guests", "joinATemporaryRoomAsAGuest", "External Temporary Rooms",
+     "Join a Temporary Room as a guest",
+     (201, "Joined: a guest of its own and its one session token, shown this once. Send it as "
+           "`X-Rosetta-Guest-Token`; it is good in this room until the room expires.", "GuestJoinedOne"),
+     {"body": ("GuestJoinForm", "The guest's nickname and language."), "throttle": True,
+      "also": {404: "`Temporary Room not found.`",
+               410: ("`Temporary Room is not available.` (`errors.code`: `temporary_room_expired`).", "CodedError")}}),
+    ("get", _ROOM + "/messages", "listGuestVisibleRoomMessages", "External Temporary Rooms",
+     "List guest-visible room messages",
+     (200, _GUEST_READS + "Top-level messages newest first, or one thread oldest first. " + _CURSOR, "MessageList"),
+     {"guest": True, "query": "messages", "also": {401: _GUEST_401, 404: "`Temporary Room not found.`"}}),
+    ("post", _ROOM + "/messages", "sendAGuestRoomMessage", "External Temporary Rooms", "Send a guest room message",
+     (201, "Posted by the guest (author kind `guest`). " + _MESSAGE_RULES + " A guest attaches files it uploaded "
+           "itself with its guest token (POST /api/v1/files).", "MessageOne"),
+     {"guest": True, "write": "create", "body": ("GuestMessageForm", "The message."),
+      "also": {401: _GUEST_401, 404: "`Temporary Room not found.`"}}),
+    ("get", _ROOM + "/messages/{message_id}", "showAGuestRoomMessage", "External Temporary Rooms",
+     "Show a guest room message",
+     (200, "One message of the room as the guest reads it (an extension to the spec; where a 202 send's Location "
+           "points).", "MessageOne"),
+     {"guest": True, "also": {401: _GUEST_401, 404: "`Temporary Room not found.` or `Message not found.`"}}),
 ]
 
 DESCRIPTIONS = {
@@ -308,6 +375,33 @@ DESCRIPTIONS = {
                                  + _RANGES,
     "downloadDirectMessageAttachment": "The conversation's participants, whatever the file's visibility. "
                                        + _RANGES,
+    "createATemporaryRoom": "Requires a Sanctum API token with `temporary-rooms:create` (or `*`). `ttl_hours` "
+                            "defaults to the deployment's 24 and may be at most the owner's `max_ttl_hours` (and "
+                            "lifetime). Quotas, decided as the room is written, so parallel creates never pass them: "
+                            "`active_limit` rooms open at once, `monthly_creation_limit` rooms created a calendar "
+                            "month (UTC). `max_expires_at` is the creation plus the owner's `max_lifetime_hours`. "
+                            "`join.endpoint` is where guests join, from the deployment's `[rooms] public_base_url`. "
+                            "At `expires_at` the room closes: joins, guest reads and guest posts answer 410, guests' "
+                            "tokens are revoked, and `[rooms] purge_after_hours` later its messages, translations, "
+                            "files and guests are deleted.",
+    "listDeveloperOwnedTemporaryRooms": "Requires a Sanctum API token with `temporary-rooms:read` (or `*`). "
+                                        "`status` is `expired` from the moment `expires_at` passes.",
+    "showTemporaryRoomUsageSummary": "Requires a Sanctum API token with `temporary-rooms:read` (or `*`). The limits "
+                                     "are the deployment's `[rooms]` defaults unless an operator set the owner's own "
+                                     "(`python app.py rooms limits`).",
+    "showATemporaryRoom": "Requires a Sanctum API token with `temporary-rooms:read` (or `*`).",
+    "extendATemporaryRoom": "Requires a Sanctum API token with `temporary-rooms:extend` (or `*`) and limits that "
+                            "allow extensions (`extension_hours` above 0). `extension_hours` defaults to the owner's "
+                            "single-extension max; the new `expires_at` may not pass `max_expires_at`.",
+    "joinATemporaryRoomAsAGuest": "Open to anyone with the room's id (the developer hands out `join.endpoint`). "
+                                  "`nickname` is trimmed, 1 to 64 characters. The guest is a restricted identity: it "
+                                  "reads and posts in this room only, and uploads files for it with its token. "
+                                  "Limited per room and per client IP.",
+    "listGuestVisibleRoomMessages": "Requires `X-Rosetta-Guest-Token`. An unknown room is a 404 and an expired one "
+                                    "a 410 whatever the token.",
+    "sendAGuestRoomMessage": "Requires `X-Rosetta-Guest-Token`. The message is translated into the languages of the "
+                             "room's readers like any channel message.",
+    "showAGuestRoomMessage": "Requires `X-Rosetta-Guest-Token`.",
 }
 
 # OpenAPI links: where the id a create answers with can be used next.
@@ -324,10 +418,51 @@ LINKS = {
     "openConversation": {"postDirectMessage": {"conversation_id": "$response.body#/data/id"},
                          "listDirectMessages": {"conversation_id": "$response.body#/data/id"}},
     "createWebhook": {"postWebhookMessage": {"webhook_id": "$response.body#/data/id"}},
+    "createATemporaryRoom": {"showATemporaryRoom": {"room_id": "$response.body#/data/room_id"},
+                             "extendATemporaryRoom": {"room_id": "$response.body#/data/room_id"},
+                             "joinATemporaryRoomAsAGuest": {"room_id": "$response.body#/data/room_id"}},
     "uploadFile": {"getFile": {"id": "$response.body#/data/id"},
                    "downloadFile": {"file_id": "$response.body#/data/id"},
                    "deleteFile": {"id": "$response.body#/data/id"}},
 }
 
 TAGS = ("Workspaces", "Members", "Channels", "Invites", "Messages", "Automation", "Direct Chat", "Webhooks",
-        "Files", "Devices")
+        "Files", "Devices", "External Temporary Rooms")
+
+
+# Realtime (docs/realtime.md): extensions to the spec, which has no realtime path.
+_REALTIME = API + "/realtime"
+_REALTIME_DOC = ("Events of what the caller reads, in this dialect's shapes (ULID ids, integer user ids); a guest "
+                 "token sees its room's only. See docs/realtime.md for the frames, resume and resync.")
+_TICKET = ("ticket", "A single-use ticket from POST /api/v1/realtime/tickets, instead of a header (browsers cannot "
+                     "set one). Never a long-lived token in a URL.", {"type": "string", "maxLength": 100})
+_LAST_TS = ("last_ts", "The ts (Unix ms) of the last event received: resync_required lists the channels with "
+                       "activity since.", {"type": "integer", "minimum": 0})
+REALTIME_QUERY = {
+    "realtime": [_TICKET, ("epoch", "Resume: the epoch of the last event received.",
+                           {"type": "string", "pattern": "^[0-9A-Za-z_-]{1,64}$"}),
+                 ("last_seq", "Resume: the seq of the last event received.", {"type": "integer", "minimum": 0}),
+                 _LAST_TS],
+    "realtime-sse": [_TICKET, ("last_event_id", "As the Last-Event-ID header: `<epoch>:<seq>` of the last event.",
+                               {"type": "string", "maxLength": 100}), _LAST_TS],
+}
+ROUTES += [
+    ("get", _REALTIME, "openRealtime", "Realtime", "Realtime events over a WebSocket",
+     (200, "Not an upgrade: the session's opening frames (hello, the replay or resync_required) as a finite "
+           "event stream.", "events"),
+     {"user": True, "guest_too": True, "sessionless": True, "query": "realtime",
+      "description": "Upgrade to a WebSocket (auth: a bearer token or X-Rosetta-Guest-Token on the upgrade, "
+                     "`?ticket=`, or a first frame `{\"type\": \"auth\", \"token\"}`); close codes 4001 "
+                     "auth_failed, 4003 forbidden, 4008 slow_consumer, 4009 token_revoked, 4029 rate_limited, 1012 "
+                     "restart. " + _REALTIME_DOC,
+      "also": {101: ("Switching Protocols: the WebSocket is open.", None),
+               400: "An upgrade with a broken handshake (Sec-WebSocket-Key, -Version)."}}),
+    ("get", _REALTIME + "/events", "streamRealtimeEvents", "Realtime", "Realtime events as server-sent events",
+     (200, "With Accept: text/event-stream, the live stream (`id: <epoch>:<seq>`, `event: <type>`, `data: <frame>`, "
+           "a comment heartbeat every realtime.sse_heartbeat_s); without, the opening frames only.", "events"),
+     {"user": True, "guest_too": True, "sessionless": True, "query": "realtime-sse", "description": _REALTIME_DOC}),
+    ("post", _REALTIME + "/tickets", "createRealtimeTicket", "Realtime", "A single-use realtime ticket",
+     (201, "The ticket, good for one connection within `expires_in` seconds.", "RealtimeTicketOne"),
+     {"user": True, "guest_too": True, "description": "For clients that cannot send headers (EventSource, "
+                                                      "browsers' WebSocket)."}),
+]

@@ -74,7 +74,7 @@ def resource(file: File) -> r.FileResource:
 
 
 @bp.post("/files", stream=True)
-@signed_in
+@signed_in(guest=True)
 async def upload_file(request):
     config = request.app.ctx.settings.files
     declared = request.headers.get("content-length", "")
@@ -165,7 +165,7 @@ def _readable(request, file_id: str) -> File:
 
 
 @bp.get("/files/<file_id:str>")
-@signed_in
+@signed_in(guest=True)
 async def show_file(request, file_id):
     return json(r.FileOne(resource(_readable(request, file_id))))
 
@@ -181,7 +181,7 @@ async def delete_file(request, file_id):
 
 
 @bp.get("/files/<file_id:str>/download")
-@signed_in
+@signed_in(guest=True)
 async def download_file(request, file_id):
     return await downloads.send(request, _readable(request, file_id))
 
@@ -198,7 +198,7 @@ def _attached(request, attachment_id: str, direct: bool) -> File:
 
 
 @bp.get("/message-attachments/<attachment_id:str>/download")
-@signed_in
+@signed_in(guest=True)
 async def download_message_attachment(request, attachment_id):
     return await downloads.send(request, _attached(request, attachment_id, direct=False))
 

@@ -109,6 +109,8 @@ def _check(name: str, value, field: Field, data: dict) -> str | None:
     if field.type == "integer":
         if isinstance(value, str) and (digits := value.removeprefix("-")).isascii() and digits.isdigit():
             value = int(value)
+        elif isinstance(value, float) and value.is_integer():  # JSON's 12.0 is an integer (JSON Schema, Laravel)
+            value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             return f"The {attr} field must be an integer."
     elif field.type == "boolean":

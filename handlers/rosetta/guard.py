@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from functools import wraps
 
-from domain import tokens
+from domain import rooms, tokens
 from domain.errors import Forbidden, Unauthenticated
 from handlers.auth import touch
 from handlers.rosetta import sessions
@@ -18,20 +18,25 @@ _user_by_id = Prepared(lambda user_id: User.select().where(User.id == user_id), 
 FULL = "*"
 
 
-def signed_in(handler=None, *, ability: str | None = None):
-    """Require a caller; then `request.ctx.user`, and `.token` or `.session` (the other is None).
+def signed_in(handler=None, *, ability: str | None = None, guest: bool = False):
+    """Require a caller; then `request.ctx.user`, and `.token`, `.session` or `.guest` (the others None).
 
     A token whose abilities do not include `*` reaches only routes that name one of its abilities
     (403 otherwise), so a bot's narrow token cannot change its owner's password. A session can do
-    whatever its user can, but each change it makes must carry the X-XSRF-TOKEN header.
+    whatever its user can, but each change it makes must carry the X-XSRF-TOKEN header. Routes that
+    let `guest` in also take a temporary room's guest token (X-Rosetta-Guest-Token) instead: the
+    guest's user, whose only membership is its room's workspace, so it reaches only what is there.
     """
     if handler is None:
-        return lambda h: signed_in(h, ability=ability)
+        return lambda h: signed_in(h, ability=ability, guest=guest)
 
     @wraps(handler)
     async def wrapper(request, *args, **kwargs):
-        request.ctx.token = request.ctx.session = None
-        if request.headers.get("authorization"):
+        request.ctx.token = request.ctx.session = request.ctx.guest = None
+        if guest and not request.headers.get("authorization") and request.headers.get(rooms.GUEST_HEADER):
+            request.ctx.guest = rooms.guest_of(request.headers.get(rooms.GUEST_HEADER))
+            request.ctx.user = request.ctx.guest.user
+        elif request.headers.get("authorization"):
             request.ctx.user, request.ctx.token = tokens.authenticate(request.headers.get("authorization"))
             granted = json.loads(request.ctx.token.abilities)
             if FULL not in granted and (ability is None or ability not in granted):

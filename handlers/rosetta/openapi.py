@@ -7,7 +7,7 @@ import copy
 import re
 from functools import cache
 
-from handlers.rosetta import auth, chat_openapi, devices, files, me, messages, paging, resources, schemas, social
+from handlers.rosetta import auth, chat_openapi, devices, files, me, messages, paging, resources, rooms, schemas, social
 from handlers.rosetta.forms import json_schema
 from handlers.rosetta.me import ABILITIES
 
@@ -50,14 +50,16 @@ _QUERY = {
     "messages": _query_parameters(messages.LIST),
     "files": _query_parameters(files.LIST),
     "devices": _query_parameters(devices.LIST),
+    "rooms": _query_parameters(rooms.LIST),
+    **chat_openapi.REALTIME_QUERY,
 }
 
 _STATE_COOKIE = "The web app's variant also sets the `oauth_state` cookie that binds the flow to this browser."
 _SIGNS_IN = "Signs the user in: the app gets a bearer token, the web app a session cookie (and a fresh XSRF-TOKEN)."
 _ABILITIES = ("A token carries abilities: `*` (everything its user may do), "
               + ", ".join(f"`{ability}`" for ability in ABILITIES if ability != "*")
-              + ". A token without `*` reaches only routes that name one of its abilities (none of this document's "
-                "do yet); every other route answers it 403 `Invalid ability provided.`")
+              + ". A token without `*` reaches only routes that name one of its abilities (the temporary rooms' "
+                "and automation's); every other route answers it 403 `Invalid ability provided.`")
 
 # The app and web variants of each sign-in step: (path, operationId suffix, summary, success, options).
 # success is (description, schema) where schema "SignIn" is TokenIssued for apps and SignedIn for the web.
@@ -260,6 +262,11 @@ def _ref(kind: str, name: str) -> dict:
 
 
 def _json(schema: str | None) -> dict:
+    if schema == "events":  # server-sent events (the realtime routes)
+        # Each event: `event` names it, `data` is its frame's JSON, `id` (stored events) `<epoch>:<seq>`.
+        event = {"type": "object", "required": ["data"], "properties": {
+            "event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}}}
+        return {"content": {"text/event-stream": {"schema": event}}}
     return {} if schema is None else {"content": {"application/json": {"schema": _ref("schemas", schema)}}}
 
 
@@ -273,14 +280,18 @@ def _download_headers(*names: str) -> dict:
 
 
 def _security(method: str, options: dict) -> list:
+    if options.get("guest"):
+        return [{"guestToken": []}]
     if options.get("webhook"):
         return [{"webhookSecret": []}, {"webhookBearer": []}]
     if options.get("ability"):
         return [{"bearerAuth": [options["ability"]]}]
     if not options.get("user"):
         return []
+    if options.get("sessionless"):  # a browser takes a ticket instead (the realtime routes)
+        return [{"bearerAuth": ["*"]}] + ([{"guestToken": []}] if options.get("guest_too") else [])
     session = {"sessionCookie": []} if method == "get" else {"sessionCookie": [], "xsrfHeader": []}
-    return [{"bearerAuth": ["*"]}, session]
+    return [{"bearerAuth": ["*"]}, session] + ([{"guestToken": []}] if options.get("guest_too") else [])
 
 
 def _parameters(path: str, options: dict, providers: tuple[str, ...]) -> list[dict]:
@@ -332,6 +343,8 @@ def _failures(method: str, path: str, options: dict) -> dict[int, dict]:
         statuses.add(422)  # the query, or a malformed or reused Idempotency-Key
     if options.get("webhook"):
         statuses |= {401, 403}
+    if options.get("guest") or options.get("guest_too"):
+        statuses.add(401)
     if options.get("throttle"):
         statuses.add(429)
     failures = {status: _ref("responses", str(status)) for status in statuses}
@@ -342,6 +355,10 @@ def _failures(method: str, path: str, options: dict) -> dict[int, dict]:
             failures[status] = {"description": text, "headers": {"Location": _ref("headers", "Location")}}
         else:
             failures[status] = {"description": text, **_json("ValidationError" if status == 422 else "Message")}
+    if options.get("guest") or options.get("guest_too"):
+        failures.setdefault(410, {"description": "`Temporary Room is not available.` (`errors.code`: "
+                                                 "`temporary_room_expired`): the room has expired.",
+                                  **_json("CodedError")})
     if options.get("write"):
         failures[202] = _ref("responses", "202-location" if options["write"] == "create" else "202")
     if options.get("download"):
@@ -407,6 +424,17 @@ def _components(session_cookie: str) -> dict:
                        "errors": {"type": "object", "description": "Each failing field, with what is wrong with it.",
                                   "additionalProperties": {"type": "array", "items": {"type": "string"}}}},
     }
+    components["RealtimeTicketOne"] = {
+        "type": "object", "required": ["data"], "properties": {"data": {
+            "type": "object", "required": ["ticket", "expires_in"],
+            "properties": {"ticket": {"type": "string"}, "expires_in": {"type": "integer"}}}}}
+    components["CodedError"] = {
+        "type": "object", "required": ["message", "errors"],
+        "properties": {"message": {"type": "string"},
+                       "errors": {"type": "object", "required": ["code"],
+                                  "properties": {"code": {"type": "array", "items": {"type": "string"},
+                                                          "description": "What went wrong, for programs."}}}},
+    }
     components["Unauthenticated"] = {"type": "object", "required": ["message"],
                                      "properties": {"message": {"const": "Unauthenticated."}}}
     components["OpenApi"] = {"type": "object", "description": "An OpenAPI 3.1 document.", "required": ["openapi"]}
@@ -446,6 +474,9 @@ def _components(session_cookie: str) -> dict:
                               "description": "An incoming webhook's secret, shown when it was made or regenerated."},
             "webhookBearer": {"type": "http", "scheme": "bearer",
                               "description": "The same webhook secret, as `Authorization: Bearer <secret>`."},
+            "guestToken": {"type": "apiKey", "in": "header", "name": "X-Rosetta-Guest-Token",
+                           "description": "A temporary room's guest session token, `grst_...`, from joining it: "
+                                          "good in that room only, until the room expires."},
             "xsrfHeader": {"type": "apiKey", "in": "header", "name": "X-XSRF-TOKEN",
                            "description": "The session's XSRF token: the XSRF-TOKEN cookie, echoed."},
         },
@@ -465,7 +496,8 @@ def _document(session_cookie: str, providers: tuple[str, ...]) -> dict:
                  "description": "RosettaChat V1: authentication (apps by bearer token, the web app by session "
                                 "cookie), the current user, personal access tokens, workspaces with members, "
                                 "channels and invites, channel and direct messages, incoming webhooks and "
-                                "automation, file uploads and message attachments, push devices. Every write goes through a "
+                                "automation, file uploads and message attachments, push devices, external temporary "
+                                "rooms with guests. Every write goes through a "
                                 "queue: `Prefer: respond-async` answers 202 at once, and `Idempotency-Key` makes a "
                                 "retried create safe."},
         "servers": [{"url": "/"}],

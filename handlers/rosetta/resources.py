@@ -6,7 +6,7 @@ Ids are lowercase ULIDs (models.ulid_of); user ids are integers.
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Struct
@@ -21,6 +21,7 @@ from models import Translation, User, ulid_of
 
 Visibility = Literal["public", "private", "password"]
 Role = Literal["owner", "admin", "member"]
+MemberRole = Literal["owner", "admin", "member", "guest"]  # guests: a temporary room's
 
 
 class Workspace(Struct):
@@ -49,7 +50,7 @@ class Member(Struct):
     workspace_id: str
     user_id: int
     name: str | None
-    role: Role
+    role: MemberRole
     preferred_language: str | None  # this workspace's; null: the user's own applies
     joined_at: Timestamp
 
@@ -71,7 +72,7 @@ class Channel(Struct):
     slug: str | None
     description: str
     visibility: Visibility
-    kind: Literal["standard"]
+    kind: Literal["standard", "temporary_room"]
     entered: bool  # may read and post (a password channel not joined yet: false)
     created_at: Timestamp
     updated_at: Timestamp
@@ -364,6 +365,111 @@ class DeviceList(Struct):
     links: PageLinks
 
 
-SCHEMAS = (DeviceOne, DeviceList, FileOne, FileList, WorkspaceOne, WorkspaceList, MemberOne, MemberList, ChannelOne, ChannelList, MessageOne, MessageList,
+# External temporary rooms. Their times are ISO 8601 with an offset, as the spec shows them.
+IsoTime = Annotated[str, msgspec.Meta(examples=["2026-06-12T12:00:00+00:00"], extra_json_schema={"format": "date-time"})]
+RoomStatus = Literal["active", "expired"]
+
+
+class RoomJoin(Struct):
+    method: Literal["POST"]
+    endpoint: str  # where guests join: the deployment's [rooms] public_base_url
+
+
+class Room(Struct):
+    room_id: str
+    workspace_id: str | None  # null once the expired room is purged
+    channel_id: str | None
+    name: str
+    kind: Literal["temporary_room"]
+    status: RoomStatus
+    external_reference: str | None
+    expires_at: IsoTime
+    max_expires_at: IsoTime  # no extension goes past it
+    extension_count: int
+    created_at: IsoTime
+    join: RoomJoin
+
+
+class RoomOne(Struct):
+    data: Room
+
+
+class RoomList(Struct):
+    data: list[Room]
+    meta: PageMeta
+    links: PageLinks
+
+
+class RoomLimits(Struct):
+    """The quotas, as the spec's usage summary shows them (the owner's other limits answer a 422 when passed)."""
+
+    active_limit: int
+    monthly_creation_limit: int
+
+
+class RoomCounts(Struct):
+    active_room_count: int
+    monthly_creation_count: int
+
+
+class RoomAbuseSignals(Struct):
+    active_limit_reached: bool
+    monthly_creation_limit_reached: bool
+
+
+class RoomUsage(Struct):
+    limits: RoomLimits
+    usage: RoomCounts
+    abuse_signals: RoomAbuseSignals
+
+
+class RoomUsageOne(Struct):
+    data: RoomUsage
+
+
+class RoomExtended(Struct):
+    room_id: str
+    expires_at: IsoTime
+    max_expires_at: IsoTime
+    extension_count: int
+
+
+class RoomExtendedOne(Struct):
+    data: RoomExtended
+
+
+class GuestProfile(Struct):
+    id: str
+    nickname: str
+    preferred_language: str
+
+
+class GuestSession(Struct):
+    token: str  # shown this once
+    token_type: Literal["guest"]
+    header: Literal["X-Rosetta-Guest-Token"]
+    expires_at: IsoTime
+
+
+class GuestRoom(Struct):
+    room_id: str
+    workspace_id: str
+    channel_id: str
+    name: str
+    status: RoomStatus
+    expires_at: IsoTime
+
+
+class GuestJoined(Struct):
+    guest: GuestProfile
+    session: GuestSession
+    room: GuestRoom
+
+
+class GuestJoinedOne(Struct):
+    data: GuestJoined
+
+
+SCHEMAS = (RoomOne, RoomList, RoomUsageOne, RoomExtendedOne, GuestJoinedOne, DeviceOne, DeviceList, FileOne, FileList, WorkspaceOne, WorkspaceList, MemberOne, MemberList, ChannelOne, ChannelList, MessageOne, MessageList,
            ConversationOne, ConversationList, RecipientOne, InviteCreated, InviteList, InvitePreviewOne, WebhookOne,
            WebhookSecretOne, WebhookList)

@@ -27,6 +27,7 @@ _PATH_PARAMS = {
 
 # A message as read: in a reader's language too when the request has Accept-Language.
 _READ = "Message|MessageInLanguage"
+_REALTIME_DOC = "See docs/realtime.md for the frames, resume and resync."
 
 # The route table: (method, path, operationId, tag, summary, (status, description, content), options).
 # content is a schema name, "A|B" for either, "[Name]" for a JSON array (a search), "text" for text/plain, or None.
@@ -115,6 +116,18 @@ _ROUTES = [
       "languages": True}),
     ("delete", MESSAGE, "deleteMessage", "Message", "Delete Message in Channel By ID",
      (204, "Message with specified ID deleted.", None), {"write": "delete"}),
+
+    # Realtime (docs/realtime.md), Sector extensions.
+    ("get", API + "/realtime", "openRealtime", "Realtime", "Realtime events over a WebSocket",
+     (200, "Not an upgrade: the session's opening frames (hello, the replay or resync_required) as a finite "
+           "event stream.", "events"),
+     {"query": "realtime", "also": {101: ("Switching Protocols: the WebSocket is open.", None),
+                                    400: "An upgrade with a broken handshake (Sec-WebSocket-Key, -Version)."}}),
+    ("get", API + "/realtime/events", "streamRealtimeEvents", "Realtime", "Realtime events as server-sent events",
+     (200, "With Accept: text/event-stream, the live stream; without, the opening frames only.", "events"),
+     {"query": "realtime-sse"}),
+    ("post", API + "/realtime/tickets", "createRealtimeTicket", "Realtime", "A single-use realtime ticket",
+     (201, "The ticket, good for one connection within `expires_in` seconds.", "RealtimeTicket"), {}),
 ]
 
 _SEARCH = ("Only what the caller may see, oldest first. Filters combine with AND; a list filter matches any of "
@@ -140,6 +153,14 @@ _DESCRIPTIONS = {
                         "messages (`enabled` false: provider `none`, messages are marked `skipped`).",
     **dict.fromkeys(("searchAccounts", "searchGroups", "searchChannels", "searchMessages"), _SEARCH),
     "getAccount": _ROSETTA_USERS,
+    "openRealtime": "A Sector extension. Upgrade to a WebSocket (auth: the Authorization header, `?ticket=`, or a "
+                    "first frame `{\"type\": \"auth\", \"token\"}`); close codes 4001 auth_failed, 4003 "
+                    "forbidden, 4008 slow_consumer, 4009 token_revoked, 4029 rate_limited, 1012 restart. "
+                    + _REALTIME_DOC,
+    "streamRealtimeEvents": "A Sector extension: `id: <epoch>:<seq>`, `event: <type>`, `data: <frame>`; resume "
+                            "with Last-Event-ID. A comment heartbeat every realtime.sse_heartbeat_s. " + _REALTIME_DOC,
+    "createRealtimeTicket": "A Sector extension: for clients that cannot send headers (EventSource, browsers' "
+                            "WebSocket).",
     "searchMessages": _SEARCH + " `body` also matches the text of a message in every language it was translated "
                                 "into, so a reader who searches in their own language finds messages written in "
                                 "another (a Sector extension).",
@@ -202,6 +223,26 @@ _PARAMETERS = {
 }
 
 
+_TICKET = {"name": "ticket", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 100},
+           "description": "A single-use ticket from POST /v1/api/realtime/tickets, instead of the Authorization "
+                          "header (which browsers cannot set). Never a long-lived token in a URL."}
+_RESUME = [{"name": "epoch", "in": "query", "required": False,
+            "schema": {"type": "string", "pattern": "^[0-9A-Za-z_-]{1,64}$"},
+            "description": "Resume: the epoch of the last event received."},
+           {"name": "last_seq", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0},
+            "description": "Resume: the seq of the last event received."},
+           {"name": "last_ts", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0},
+            "description": "The ts (Unix ms) of the last event received: resync_required lists the channels "
+                           "with activity since."}]
+_REALTIME_QUERY = {
+    "realtime": [_TICKET, *_RESUME],
+    "realtime-sse": [_TICKET, {"name": "last_event_id", "in": "query", "required": False,
+                               "schema": {"type": "string", "maxLength": 100},
+                               "description": "As the Last-Event-ID header: `<epoch>:<seq>` of the last event."},
+                     _RESUME[2]],
+}
+
+
 def _ref(kind: str, name: str) -> dict:
     return {"$ref": f"#/components/{kind}/{name}"}
 
@@ -211,6 +252,11 @@ def _content(content: str | None) -> dict:
         return {}
     if content == "text":
         return {"content": {"text/plain": {"schema": {"type": "string"}}}}
+    if content == "events":
+        # Each event: `event` names it, `data` is its frame's JSON, `id` (stored events) `<epoch>:<seq>`.
+        event = {"type": "object", "required": ["data"], "properties": {
+            "event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}}}
+        return {"content": {"text/event-stream": {"schema": event}}}
     def schema_of(names: str) -> dict:
         choices = [_ref("schemas", name) for name in names.split("|")]
         return choices[0] if len(choices) == 1 else {"anyOf": choices}
@@ -241,7 +287,8 @@ def _success(op_id: str, description: str, content: str | None) -> dict:
 def _parameters(path: str, options: dict) -> list[dict]:
     parameters = [{"name": name, "in": "path", "required": True, "description": _PATH_PARAMS[name],
                    "schema": {"type": "string", "format": "uuid"}} for name in re.findall(r"{(\w+)}", path)]
-    parameters += options.get("query", [])
+    query = options.get("query", [])
+    parameters += _REALTIME_QUERY[query] if isinstance(query, str) else query
     if options.get("languages"):
         parameters.append(_ref("parameters", "Accept-Language"))
     if options.get("write"):
@@ -293,6 +340,8 @@ def _operation(path, op_id, tag, summary, success, options) -> dict:
 
 def _components() -> dict:
     _, components = schemas.json_schemas()
+    components["RealtimeTicket"] = {"type": "object", "required": ["ticket", "expires_in"], "properties": {
+        "ticket": {"type": "string"}, "expires_in": {"type": "integer"}}}
     components["OpenApi"] = {"type": "object", "description": "An OpenAPI 3.1 document.", "required": ["openapi"]}
     responses = {str(status): {"description": text, **_content("Error")} for status, text in _ERRORS.items()}
     responses["503"]["headers"] = {"Retry-After": _ref("headers", "Retry-After")}
@@ -325,7 +374,8 @@ def _document() -> dict:
         "info": {"title": "Sector", "version": VERSION, "description": "The Rest-like API for the Sector application."},
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": t} for t in ("Misc", "Account", "Authentication", "Group", "Channel", "Message")],
+        "tags": [{"name": t} for t in ("Misc", "Account", "Authentication", "Group", "Channel", "Message",
+                                                  "Realtime")],
         "paths": paths,
         "components": _components(),
     }
