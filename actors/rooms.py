@@ -38,7 +38,10 @@ def expire_room(room_id: str, extension_count: int) -> None:
     """Expire the room at the `expires_at` it had after `extension_count` extensions (a message of an
     earlier count is a no-op). Sent early (a clock ahead of ours), it sends itself again for the rest."""
     room = Room.get_or_none(Room.id == uuid.UUID(room_id))
-    if room is None or room.status != "active" or room.extension_count != extension_count:
+    if room is None or room.extension_count != extension_count:
+        return
+    if room.status == "expired":  # a redelivery after a crash between the expiry and its event: once more
+        _announce([room.id])       # (published once: a repeat of the event id is a no-op)
         return
     early_ms = (room.expires_at - utcnow()) / dt.timedelta(milliseconds=1)
     if early_ms > 0:

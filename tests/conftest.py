@@ -85,6 +85,16 @@ def provider():
     fake.stop()
 
 
+@pytest.fixture(scope="module")
+def libre_engine():
+    """A local translation engine speaking LibreTranslate's API (tests/engines.py), for a module's own stack."""
+    from tests.engines import FakeLibreTranslate
+
+    fake = FakeLibreTranslate().start()
+    yield fake
+    fake.stop()
+
+
 # RosettaChat users of one module's workspaces (tests/chat.py's crew_of makes one of them).
 @pytest.fixture(scope="module")
 def owner(rosetta_url):

@@ -18,21 +18,13 @@ from ulid import ULID
 
 from domain.realtime import Keys
 from tests import translating
-from tests.engines import FakeLibreTranslate
 from tests.rosetta import AppUser
 from tests.stack import wait_for
 
 
 @pytest.fixture(scope="module")
-def engine():
-    fake = FakeLibreTranslate().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def tstack(engine):
-    stack = translating.translating_stack("libretranslate", engine.url, SECTOR_REALTIME_REPLAY_MAX_EVENTS="50")
+def tstack(libre_engine):
+    stack = translating.translating_stack("libretranslate", libre_engine.url, SECTOR_REALTIME_REPLAY_MAX_EVENTS="50")
     yield stack
     stack.stop()
 
