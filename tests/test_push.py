@@ -27,7 +27,7 @@ from tests.engines import FakeLibreTranslate
 from tests.gateways import Gateways
 from tests.stack import Stack, bound_models, run_python, wait_for
 
-WAIT_MS = 2000  # [push] translation_wait_ms
+WAIT_MS = 4000  # [push] translation_wait_ms: room for a loaded CI machine (2 cores, two suites)
 TIMEOUT_S = 1.5  # [push] timeout_s
 
 
@@ -75,7 +75,7 @@ def fresh(gateways, engine):
 
 
 @pytest.fixture(scope="module")
-def team(pstack):
+def team(pstack, db):
     """A public workspace: Alice writes in English; Bob reads Japanese, Carol English."""
     alice = translating.reader(pstack, "en", "Alice")
     bob = translating.reader(pstack, "ja", "Bob")
@@ -83,6 +83,12 @@ def team(pstack):
     ws = chat.workspace(alice, unique("Crew"), visibility="public")
     for user in (bob, carol):
         chat.join(user, ws, by=alice)
+    # One translation first, so the workers have loaded what they need (the language detector's model,
+    # the engine's connection) before a test counts on a translation arriving within WAIT_MS.
+    warm = chat.channel(alice, ws, unique("warm-up"))
+    posted = chat.post(alice, ws, warm, "Warming up")
+    translating.settled(bob, f"{chat.messages_path(ws, warm)}/{posted['id']}", timeout=60)
+    assert wait_for(lambda: db.Message.get_by_id(as_uuid(posted["id"])).pushed_at is not None, timeout=30)
     return SimpleNamespace(stack=pstack, alice=alice, bob=bob, carol=carol, ws=ws)
 
 
