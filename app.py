@@ -1,4 +1,5 @@
-"""Sector: create_app() and the command line (serve | worker | scheduler | dev | migrate | tokens | rooms)."""
+"""Sector: create_app() and the command line (serve | worker | scheduler | dev | migrate | tokens | rooms |
+operators)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ from sanic import Sanic
 
 import config
 import models
+import telemetry
 
 logger = logging.getLogger("sector")
 
 
 def create_app(settings: config.Settings | None = None) -> Sanic:
     """The HTTP app: both dialects' blueprints, the error handler, and the shared clients."""
-    from handlers import errors, realtime, rosetta, sector
+    from handlers import errors, realtime, redis_client, rosetta, sector
+    from handlers.ops import metrics
+    from handlers.ops import api as ops_api, openapi as ops_openapi, page as ops_page
     from handlers.rosetta import errors as rosetta_errors
     from handlers.sector import errors as sector_errors
     from handlers.submit import Submitter
@@ -31,18 +35,23 @@ def create_app(settings: config.Settings | None = None) -> Sanic:
     app = Sanic("sector", configure_logging=False)
     app.config.REQUEST_MAX_SIZE = settings.http.max_body_bytes
     app.config.FALLBACK_ERROR_FORMAT = "json"
-    app.config.ACCESS_LOG = settings.http.access_log
+    # Sanic's access line has no message and the raw URL (tickets, signed links): handlers/ops/metrics.py
+    # writes one line a request instead when [http] access_log is on.
+    app.config.ACCESS_LOG = False
     app.ctx.settings = settings
     app.blueprint(sector.blueprints)
     for blueprint in rosetta.blueprints:
         app.blueprint(blueprint)
+    app.blueprint([ops_api.bp, ops_openapi.bp, ops_page.bp])  # the operations dashboard and its API (docs/operations.md)
     errors.install(app, {sector.PREFIX: sector_errors.render, rosetta.PREFIX: rosetta_errors.render,
-                         rosetta.SANCTUM_PREFIX: rosetta_errors.render}, default=sector_errors.render)
+                         rosetta.SANCTUM_PREFIX: rosetta_errors.render, ops_api.PREFIX: ops_api.render},
+                   default=sector_errors.render)
+    metrics.install(app, settings)  # X-Request-Id, a metric sample and log line a request, GET /metrics
 
     @app.before_server_start
     async def connect(app):
         models.open_database(settings.database_url)
-        app.ctx.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        app.ctx.redis = redis_client.client(settings.redis_url)
         # The reply listener blocks in BLPOP, so it gets a connection of its own.
         replies = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
         app.ctx.submitter = Submitter(replies, namespace=settings.redis.namespace,
@@ -63,8 +72,11 @@ def create_app(settings: config.Settings | None = None) -> Sanic:
 
 
 def _setup_logging(settings: config.Settings) -> None:
-    logging.basicConfig(level=settings.logging.level,
-                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    # Dramatiq's worker processes are forks of this one and keep this handler (their basicConfig does nothing).
+    handler = logging.StreamHandler()
+    handler.setFormatter(telemetry.JsonFormatter() if settings.logging.format == "json" else
+                         logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=settings.logging.level, handlers=[handler])
     # APScheduler logs every run of every job at INFO; the sweeps log what they did themselves.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # A line for every request the push and translation workers make, at thousands a second.
@@ -87,6 +99,12 @@ def migrate(settings: config.Settings) -> None:
     models.db.close()
 
 
+def _served_app(settings: config.Settings) -> Sanic:
+    """The app of one Sanic process: its workers are spawned, fresh interpreters, so logging is set up here."""
+    _setup_logging(settings)
+    return create_app(settings)
+
+
 def serve(settings: config.Settings) -> None:
     """Run the Sanic server with [http] workers processes."""
     from functools import partial
@@ -95,10 +113,10 @@ def serve(settings: config.Settings) -> None:
 
     _require_redis(settings)
     migrate(settings)
-    loader = AppLoader(factory=partial(create_app, settings))
+    loader = AppLoader(factory=partial(_served_app, settings))
     app = loader.load()
     app.prepare(host=settings.http.host, port=settings.http.port, workers=settings.http.workers,
-                access_log=settings.http.access_log, motd=False)
+                access_log=False, motd=False)  # see create_app
     Sanic.serve(primary=app, app_loader=loader)
 
 
@@ -176,6 +194,9 @@ def _supervise(children: list[subprocess.Popen]) -> int:
             child.wait(timeout=15)
         except subprocess.TimeoutExpired:
             child.kill()
+            child.wait()
+    for child in children:
+        telemetry.process_exited(child.pid)
     return status
 
 
@@ -255,6 +276,48 @@ def rooms(settings: config.Settings, args) -> None:
         print(name, getattr(limits, name), source, sep="\t")
 
 
+def _clear_metrics(command: str) -> None:
+    """The commands that start the others drop the metrics files that earlier runs' processes left."""
+    if command in ("dev", "serve", "worker"):
+        telemetry.clear_dead_processes()
+
+
+def operators(settings: config.Settings, args) -> None:
+    """Who may use the operations dashboard and its API (/ops/): grant, revoke, list; and `token`, a personal
+    access token with the `ops` ability for an operator's scripts (printed once)."""
+    from domain.ops import operators as ops
+
+    models.open_database(settings.database_url)
+    if args.action == "list":
+        for user, operator in ops.listed():
+            print(user.email or "-", user.name or "-", f"granted={operator.granted_at.isoformat()}Z", sep="\t")
+        return
+    user = models.User.get_or_none(models.User.email_key == args.email.casefold())
+    if user is None:
+        sys.exit(f"No user has the email {args.email}.")
+    if args.action == "grant":
+        print("Granted." if ops.grant(user) else f"{args.email} is an operator already.")
+    elif args.action == "revoke":
+        print("Revoked." if ops.revoke(user) else f"{args.email} is not an operator.")
+    else:
+        if not ops.is_operator(user.id):
+            sys.exit(f"{args.email} is not an operator; grant them first.")
+        import actors  # noqa: F401  (configures the broker)
+        from actors.writes import commit_and_wait
+        from domain import commands as c
+        from domain import tokens as token_ids
+
+        _require_redis(settings)
+        token_id, token, secret_hash = token_ids.mint()
+        outcome = commit_and_wait([c.IssueToken(
+            command_id=c.new_command_id(), token_id=token_id, user_id=user.id, name=args.name,
+            secret_hash=secret_hash, abilities=["ops"], expires_at=token_ids.expiry(args.expires_days),
+            at=models.utcnow())])
+        if any(isinstance(result, dict) for result in outcome.values()):
+            sys.exit(f"Refused: {outcome}")
+        print(token)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="app.py", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -283,16 +346,28 @@ def main(argv: list[str] | None = None) -> None:
     limits.add_argument("--reset", action="store_true", help="back to the deployment's [rooms] defaults, but for "
                                                               "the limits given")
     limits.add_argument("--show", action="store_true", help="only show them (what every call prints last)")
+    operator = commands.add_parser("operators", help="who may use the operations dashboard (/ops/) and its API")
+    operator_actions = operator.add_subparsers(dest="action", required=True)
+    for action, text in (("grant", "make a user an operator"), ("revoke", "take the operator mark away")):
+        operator_actions.add_parser(action, help=text).add_argument("--email", required=True, help="the user's email")
+    operator_actions.add_parser("list", help="every operator")
+    ops_token = operator_actions.add_parser("token", help="mint a token with the `ops` ability; it is printed once")
+    ops_token.add_argument("--email", required=True, help="the operator's email")
+    ops_token.add_argument("--name", default="ops", help="what the token is for")
+    ops_token.add_argument("--expires-days", type=int, default=0, help="days until it expires (default: never)")
     args = parser.parse_args(argv)
 
     settings = config.settings()
     _setup_logging(settings)
+    _clear_metrics(args.command)
     if args.command == "worker":
         worker(settings, args.queues)
     elif args.command == "tokens":
         tokens(settings, args)
     elif args.command == "rooms":
         rooms(settings, args)
+    elif args.command == "operators":
+        operators(settings, args)
     else:
         {"serve": serve, "scheduler": scheduler, "dev": dev, "migrate": migrate}[args.command](settings)
 

@@ -6,7 +6,7 @@ import functools
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -224,10 +224,26 @@ class Realtime(msgspec.Struct, frozen=True):
     send_timeout_s: float
     max_frame_bytes: int
     max_connections_per_user: int
+    client_frames_max: int
+    client_frames_window_s: float
+    socket_send_buffer_bytes: int
 
 
 class Logging(msgspec.Struct, frozen=True):
     level: str
+    format: Literal["text", "json"]
+
+
+class Metrics(msgspec.Struct, frozen=True):
+    dir: str
+    port: int
+    host: str
+
+
+class Ops(msgspec.Struct, frozen=True):
+    # How often one worker process samples every queue's depth, delayed, dead and latency into the
+    # dashboard's series (actors/ops.py); a minute keeps its last sample.
+    queue_sample_s: Annotated[float, msgspec.Meta(gt=0)]
 
 
 class Settings(msgspec.Struct, frozen=True):
@@ -250,11 +266,19 @@ class Settings(msgspec.Struct, frozen=True):
     rooms: Rooms
     realtime: Realtime
     logging: Logging
+    metrics: Metrics
+    ops: Ops
 
     @property
     def data_dir(self) -> Path:
         """The data directory, relative paths taken from the project root."""
         return (ROOT / self.paths.data_dir).resolve()
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where every process keeps its metrics (prometheus-client's multiprocess files), relative paths
+        taken from the data dir."""
+        return (self.data_dir / self.metrics.dir).resolve()
 
     @property
     def database_url(self) -> str:

@@ -200,6 +200,9 @@ class Message(BaseModel):
     attachment_count = IntegerField(default=0)  # so a page of messages looks attachments up only when it has any
     reply_count = IntegerField(default=0)  # live replies in its thread
     pinned = BooleanField(default=False)
+    # Bumped by every change (body, pin, deletion); names the message's realtime events (actors/realtime.py),
+    # so pinning it again after an unpin is an event of its own.
+    revision = IntegerField(default=1)
     pushed_at = DateTimeField(null=True)  # when its readers' push notifications were queued (actors/push.py)
     created_at = DateTimeField()
     edited_at = DateTimeField(null=True)
@@ -407,6 +410,7 @@ class Outbox(BaseModel):
     kind = CharField()
     arguments = TextField()  # JSON: a list of the arguments of each follow-up of this kind one commit asked for
     created_at = DateTimeField(index=True)
+    request_id = TextField(null=True)  # the requests whose commands asked for them (telemetry.joined), for logs
 
 
 class AppliedCommand(BaseModel):
@@ -414,6 +418,26 @@ class AppliedCommand(BaseModel):
 
     id = CharField(primary_key=True)
     applied_at = DateTimeField(index=True)
+
+
+class Operator(BaseModel):
+    """A user who may use the operations dashboard and its API (`python app.py operators grant`)."""
+
+    user = ForeignKeyField(User, primary_key=True, on_delete="CASCADE")
+    granted_at = DateTimeField()
+
+
+class OpsAudit(BaseModel):
+    """An operator's action on the queues (retry, delete, purge, pause, resume, run now): who, what, when.
+    The email is kept as it was, so the row still says who when the user is gone."""
+
+    id = AutoField()
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    email = CharField()
+    action = CharField()
+    target = CharField()  # a queue, or <queue>/<message id>
+    detail = TextField(default="")
+    at = DateTimeField(index=True)
 
 
 #: A value no caller passes, for each kind of parameter a Prepared query takes.
@@ -498,7 +522,8 @@ class Prepared:
 
 
 TABLES = [User, Token, SocialAccount, Workspace, Membership, Channel, ChannelMember, Message, Translation, File,
-          Attachment, Invite, Webhook, Device, PushDelivery, Room, RoomLimit, Guest, AppliedCommand, Outbox]
+          Attachment, Invite, Webhook, Device, PushDelivery, Room, RoomLimit, Guest, AppliedCommand, Outbox,
+          Operator, OpsAudit]
 
 
 def is_postgres() -> bool:

@@ -16,8 +16,11 @@ broker = build_broker(settings(), middleware=[m() for m in default_middleware] +
 dramatiq.set_broker(broker)
 
 # Registers the actors on the broker.
-from actors import email, expiry, files, messages, outbox, push, realtime, relay, rooms, translation, writes  # noqa: E402,F401
+from actors import email, expiry, files, messages, ops, outbox, push, realtime, relay, rooms, translation, writes  # noqa: E402,F401
 
 broker.add_middleware(relay.RelayShutdown())
+broker.add_middleware(ops.OpsMiddleware())  # the dashboard's series, worker registry and failures (docs/operations.md)
+from actors import telemetry  # noqa: E402
+telemetry.install(broker)  # request ids across messages, a metric sample and a log line a job (docs/operations.md)
 
-QUEUES = ("writes", "messages", "translation", "push", "webhooks", "email", "expiry")
+from actors.queues import QUEUES  # noqa: E402,F401  (the queues, by name: actors/queues.py)

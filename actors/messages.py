@@ -4,7 +4,8 @@ Each actor gets the ids of the messages that committed together (a busy channel'
 one Dramatiq message), re-reads them and passes over any that are gone, so a resend from the outbox
 is harmless. They publish the messages' realtime events (actors/realtime.py): the write actor did
 already, right after its commit, unless it crashed or Redis failed it, and an event id is published
-once, so this is what makes the events survive a crash. Translation and push have actors of their own
+once, so this is what makes the events survive a crash. `message_translated` does the same for the
+translation actor's events. Translation and push have actors of their own
 that the outbox sends the same follow-ups to (actors/translation.py, actors/push.py).
 """
 
@@ -49,3 +50,10 @@ def message_deleted(message_ids: list[str]) -> None:
     """Messages were deleted (their tombstones stay)."""
     _note(message_ids, "deleted")
     realtime.publish_messages("message_deleted", message_ids)
+
+
+@dramatiq.actor(**_POLICY)
+def message_translated(message_ids: list[str]) -> None:
+    """Messages' translations were stored, but their translation actor died before it published their
+    realtime events (it sends none of these otherwise): publish them from what was stored."""
+    realtime.publish_stored_translations(message_ids)

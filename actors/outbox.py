@@ -18,6 +18,7 @@ from itertools import groupby
 
 import dramatiq
 
+import telemetry
 from actors import email, files, messages, push, realtime, rooms, translation
 from actors.database import one_writer
 from config import settings
@@ -34,6 +35,8 @@ ACTORS = {
     "message_posted": ([messages.message_posted, translation.translate_messages, push.fan_out], "message_id"),
     "message_edited": ([messages.message_edited, translation.translate_messages], "message_id"),
     "message_deleted": ([messages.message_deleted], "message_id"),
+    # Written by the translation actor itself, and deleted once it published (actors/translation.py).
+    "message_translated": ([messages.message_translated], "message_id"),
     "file_deleted": ([files.file_deleted], "storage_key"),
     "room_expiry": ([rooms.expire_room], None),
     "realtime": ([realtime.publish_announced], None),
@@ -54,8 +57,11 @@ def store(followups: list[tuple[str, dict]]) -> list[Outbox]:
     by_kind: dict[str, list[dict]] = {}
     for kind, arguments in followups:
         by_kind.setdefault(kind, []).append(arguments)
-    rows = [{"kind": kind, "arguments": json.dumps(calls), "created_at": now} for kind, calls in by_kind.items()]
-    return list(Outbox.insert_many(rows).returning(Outbox.id, Outbox.kind, Outbox.arguments).execute())
+    rid = telemetry.request_id.get()  # the commit's requests, so the follow-ups' jobs name them too
+    rows = [{"kind": kind, "arguments": json.dumps(calls), "created_at": now, "request_id": rid}
+            for kind, calls in by_kind.items()]
+    return list(Outbox.insert_many(rows).returning(Outbox.id, Outbox.kind, Outbox.arguments, Outbox.request_id)
+                .execute())
 
 
 def _messages(rows: list[Outbox]) -> list[tuple[dramatiq.Actor, dict]]:
@@ -76,12 +82,17 @@ def deliver(rows: list[Outbox]) -> None:
     is delayed until then (a room's expiry)."""
     if not rows:
         return
-    for actor, arguments in _messages(rows):
-        not_before_ms = arguments.pop("not_before_ms", None)
-        if not_before_ms is None:
-            actor.send(**arguments)
-        else:
-            actor.send_with_options(kwargs=arguments, delay=max(0, not_before_ms - int(time.time() * 1000)))
+    # The messages carry the request ids of the rows' commits (JobTelemetry.before_enqueue).
+    sending = telemetry.request_id.set(telemetry.joined(row.request_id for row in rows))
+    try:
+        for actor, arguments in _messages(rows):
+            not_before_ms = arguments.pop("not_before_ms", None)
+            if not_before_ms is None:
+                actor.send(**arguments)
+            else:
+                actor.send_with_options(kwargs=arguments, delay=max(0, not_before_ms - int(time.time() * 1000)))
+    finally:
+        telemetry.request_id.reset(sending)
     with one_writer():
         Outbox.delete().where(Outbox.id.in_([row.id for row in rows])).execute()
 
@@ -99,7 +110,8 @@ def resend_outbox() -> None:
     oldest = Outbox.select(Outbox.id).where(Outbox.created_at < cutoff).order_by(Outbox.id).limit(SWEEP_MAX)
     with one_writer(), db.atomic():
         rows = list(Outbox.update(created_at=now).where(Outbox.id.in_(oldest) & (Outbox.created_at < cutoff))
-                    .returning(Outbox.id, Outbox.kind, Outbox.arguments, Outbox.created_at).execute())
+                    .returning(Outbox.id, Outbox.kind, Outbox.arguments, Outbox.created_at, Outbox.request_id)
+                    .execute())
     deliver(rows)
     if rows:
         logger.warning("Resent %d follow-ups left in the outbox (first id %d).", len(rows), rows[0].id)

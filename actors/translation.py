@@ -30,7 +30,9 @@ import concurrent.futures
 import datetime as dt
 import functools
 import hashlib
+import json
 import logging
+import os
 import random
 import threading
 import time
@@ -48,7 +50,7 @@ from actors.limits import Gate
 from config import settings
 from domain import languages
 from domain.chat_access import reader_languages
-from models import Channel, Membership, Message, Translation, User, is_postgres, utcnow
+from models import Channel, Membership, Message, Outbox, Translation, User, is_postgres, utcnow
 from providers.translation import Engine, EngineError, build
 from providers.translation.markup import Protected, split
 
@@ -127,14 +129,26 @@ def translate_messages(message_ids: list[str]) -> None:
     started = time.monotonic()
     works = _plan(translator, rows)
     calls, cached = _translate(translator, [w for w in works if w.targets])
-    stored = _store(translator, works)
+    stored, followup = _store(translator, works)
+    if _CRASH_AFTER_STORE and followup is not None:
+        os._exit(70)  # tests only: die between storing translations and publishing their events
     push.fan_out.send([str(w.message_id) for w in works])  # their notifications waited for this
     try:
         realtime.publish_translations([(w.message_id, w.version, w.done) for w in stored])
-    except redis.RedisError as e:  # the translations are stored: clients read them on their next fetch
-        logger.warning("Could not publish %d translations' realtime events: %s", len(stored), e)
+    except redis.RedisError as e:  # the outbox row stays: the sweep has them published later
+        logger.warning("Could not publish %d translations' realtime events now (%s); the outbox sweep will.",
+                       len(stored), e)
+    else:
+        if followup is not None:
+            with one_writer():
+                Outbox.delete().where(Outbox.id == followup).execute()
     logger.info("Translated %d of %d messages with %s: %d calls, %d from the cache, %.0f ms.", len(stored), len(works),
                 translator.name, calls, cached, (time.monotonic() - started) * 1000)
+
+
+# Set only by the tests: the worker process exits right after storing translations, before it publishes
+# their realtime events, to show that the outbox row written with them publishes them all the same.
+_CRASH_AFTER_STORE = os.environ.get("SECTOR_TEST_CRASH_AFTER_TRANSLATION") == "1"
 
 
 def _pending(ids: list[uuid.UUID]) -> list:
@@ -301,8 +315,14 @@ def _failed(job: Job, reason: str) -> None:
         job.work.failed[tag] = reason
 
 
-def _store(translator: Engine, works: list[Work]) -> list[Work]:
-    """Store the translations of messages still at the version translated; returns the works stored."""
+def _store(translator: Engine, works: list[Work]) -> tuple[list[Work], int | None]:
+    """Store the translations of messages still at the version translated; returns the works stored, and
+    the id of the outbox row of their realtime events (None when no translation was stored).
+
+    The row is written in the same transaction as the translations and deleted once their events are
+    published; if this worker dies in between, the outbox sweep sends it to `message_translated`
+    (actors/messages.py), which publishes them from what was stored. A redelivered message would not:
+    its messages are no longer pending."""
     now = utcnow()
     with read_then_write():
         versions = Message.select(Message.id, Message.version).where(
@@ -320,10 +340,13 @@ def _store(translator: Engine, works: list[Work]) -> list[Work]:
         for (version, source, status, error), ids in outcomes.items():
             Message.update(translation_status=status, translation_error=error, language=source).where(
                 Message.id.in_(ids) & (Message.version == version)).execute()
+        translated = [{"message_id": str(w.message_id)} for w in fresh if w.done]
+        followup = Outbox.insert(kind="message_translated", arguments=json.dumps(translated),
+                                 created_at=now).execute() if translated else None
     for w in works:
         if w.failed:
             logger.warning("Message %s: %s.", w.message_id, _describe(w.failed))
-    return fresh
+    return fresh, followup
 
 
 def _outcome(work: Work) -> tuple[str, str | None]:

@@ -73,7 +73,7 @@ BULK[c.PostMessage] = _post_messages
 
 @apply.register
 def _(cmd: c.UpdateMessage) -> None:
-    values = {"body": cmd.body, "pinned": cmd.pinned}
+    values = {"body": cmd.body, "pinned": cmd.pinned, "revision": Message.revision + 1}
     if cmd.body is None and cmd.pinned is None:
         return
     if cmd.body is not None:
@@ -94,7 +94,7 @@ def _(cmd: c.DeleteMessage) -> None:
     if message is None:
         return
     # Kept as a tombstone (threads refer to it); the text is gone, in every language.
-    Message.update(deleted_at=cmd.at, body="", pinned=False).where(Message.id == cmd.message_id).execute()
+    Message.update(deleted_at=cmd.at, body="", pinned=False, revision=Message.revision + 1).where(Message.id == cmd.message_id).execute()
     Translation.delete().where(Translation.message == cmd.message_id).execute()
     _count_replies([message.parent_id] if message.parent_id else [], -1)
     after_commit("message_deleted", message_id=str(cmd.message_id))

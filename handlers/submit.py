@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import redis
 import redis.asyncio as aioredis
 
+import telemetry
 from actors import replies
 from actors.writes import commit_writes
 from domain.commands import Command, to_wire
@@ -30,7 +31,7 @@ class Submitter:
         self.reply_to = replies.new_reply_key(namespace)
         self.reply_timeout = reply_timeout_ms / 1000
         self.batch_max = batch_max
-        self._pending: list[tuple[Command, asyncio.Future]] = []
+        self._pending: list[tuple[dict, asyncio.Future]] = []  # commands' wire forms, and when each is sent
         self._waiting: dict[str, list[asyncio.Future]] = {}
         self._wakeup = asyncio.Event()
         # Dramatiq's send is blocking; one thread keeps it off the event loop and in order.
@@ -58,7 +59,7 @@ class Submitter:
         outcome = loop.create_future()
         if wait:
             self._waiting.setdefault(command.command_id, []).append(outcome)
-        self._pending.append((command, sent))
+        self._pending.append((_wire(command), sent))
         self._wakeup.set()
         try:
             await sent
@@ -88,7 +89,7 @@ class Submitter:
             self._wakeup.clear()
             while self._pending:
                 batch, self._pending = self._pending[: self.batch_max], self._pending[self.batch_max :]
-                wire = [to_wire(command) for command, _ in batch]
+                wire = [data for data, _ in batch]
                 try:
                     await loop.run_in_executor(self._executor, self._send, wire)
                 except redis.RedisError as e:
@@ -102,7 +103,9 @@ class Submitter:
                             sent.set_result(None)
 
     def _send(self, wire: list[dict]) -> None:
-        commit_writes.send(commands=wire, reply_to=self.reply_to)
+        # The message names the requests of its commands, for the log lines of the jobs it causes.
+        options = {"request_id": rid} if (rid := telemetry.joined(data.get("request_id") for data in wire)) else {}
+        commit_writes.send_with_options(kwargs={"commands": wire, "reply_to": self.reply_to}, **options)
 
     async def _reply_loop(self) -> None:
         backoff = 0.1
@@ -121,3 +124,11 @@ class Submitter:
                 for outcome in self._waiting.get(command_id, ()):
                     if not outcome.done():
                         outcome.set_result(result)
+
+
+def _wire(command: Command) -> dict:
+    """The command's wire form, with the id of the request that sends it (the write actor ignores it)."""
+    data = to_wire(command)
+    if (rid := telemetry.request_id.get()) is not None:
+        data["request_id"] = rid
+    return data

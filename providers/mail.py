@@ -11,6 +11,7 @@ from email.utils import make_msgid
 from pathlib import Path
 
 from config import Mail
+from telemetry import ProviderCall
 
 logger = logging.getLogger(__name__)
 
@@ -30,24 +31,35 @@ def compose(*, sender: str, to: str, subject: str, text: str, html: str | None =
     return message
 
 
+def _maildir(path: Path) -> mailbox.Maildir:
+    """The maildir at `path`, made first if need be. Not Maildir(create=True): it makes the folder, then
+    its tmp/new/cur, so a second thread that finds the folder made adds to a tmp/ not there yet."""
+    for folder in ("tmp", "new", "cur"):
+        (path / folder).mkdir(parents=True, exist_ok=True)
+    return mailbox.Maildir(path, create=False)
+
+
 def deliver(message: EmailMessage, settings: Mail, data_dir: Path) -> None:
     """Hand the mail to the configured transport; MailRejected if refused for good, else it raises
     what a retry may cure (connection refused, timeout, a 4xx)."""
-    if settings.transport == "maildir":
-        mailbox.Maildir(data_dir / "maildir", create=True).add(message)
-        return
-    try:
-        with _connect(settings) as smtp:
-            smtp.send_message(message)
-    except smtplib.SMTPRecipientsRefused as e:
-        codes = [code for code, _ in e.recipients.values()]
-        if all(code >= 500 for code in codes):
-            raise MailRejected(f"every recipient refused: {codes}") from e
-        raise
-    except smtplib.SMTPResponseException as e:
-        if e.smtp_code >= 500:
-            raise MailRejected(f"{e.smtp_code} {e.smtp_error!r}") from e
-        raise
+    with ProviderCall(settings.transport, "send") as call:
+        if settings.transport == "maildir":
+            _maildir(data_dir / "maildir").add(message)
+            return
+        try:
+            with _connect(settings) as smtp:
+                smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as e:
+            codes = [code for code, _ in e.recipients.values()]
+            call.status = min(codes, default=0)
+            if all(code >= 500 for code in codes):
+                raise MailRejected(f"every recipient refused: {codes}") from e
+            raise
+        except smtplib.SMTPResponseException as e:
+            call.status = e.smtp_code
+            if e.smtp_code >= 500:
+                raise MailRejected(f"{e.smtp_code} {e.smtp_error!r}") from e
+            raise
 
 
 def _connect(settings: Mail) -> smtplib.SMTP:

@@ -5,12 +5,14 @@ separate list of addresses). Knows the protocol and an `OAuthProvider` config, n
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlencode
 
 import httpx
 import msgspec
 
-from config import OAuthProvider
+from config import OAuthProvider, settings
+from telemetry import ProviderCall
 
 # A provider that has not answered in this long will not: the user is waiting on the request.
 TIMEOUT_S = 10.0
@@ -44,10 +46,10 @@ async def identify(config: OAuthProvider, code: str) -> Identity:
         async with httpx.AsyncClient(timeout=TIMEOUT_S, headers={"Accept": "application/json"}) as client:
             access_token = await _exchange(client, config, code)
             client.headers["Authorization"] = f"Bearer {access_token}"
-            info = await _get(client, config.userinfo_url)
+            info = await _get(client, config, "userinfo")
             if not isinstance(info, dict):
                 raise ProviderError("the userinfo answer is not an object")
-            emails = await _get(client, config.emails_url) if config.emails_url else None
+            emails = await _get(client, config, "emails") if config.emails_url else None
     except httpx.HTTPError as e:
         raise ProviderError(f"{type(e).__name__}: {e}") from None
     return _identity(config, info, emails)
@@ -59,7 +61,7 @@ async def _exchange(client: httpx.AsyncClient, config: OAuthProvider, code: str)
             "client_secret": config.client_secret}
     if config.redirect_uri:  # it must match the authorize request's when that one had it
         form["redirect_uri"] = config.redirect_uri
-    answer = _json(await client.post(config.token_url, data=form))
+    answer = _json(await _call(client, config, "token", "POST", config.token_url, data=form))
     # GitHub answers a refused code with 200 and an `error`, so look for the token itself.
     token = answer.get("access_token") if isinstance(answer, dict) else None
     if not isinstance(token, str) or not token:
@@ -68,8 +70,22 @@ async def _exchange(client: httpx.AsyncClient, config: OAuthProvider, code: str)
     return token
 
 
-async def _get(client: httpx.AsyncClient, url: str):
-    return _json(await client.get(url))
+async def _get(client: httpx.AsyncClient, config: OAuthProvider, what: str):
+    """The JSON at the config's `<what>_url`."""
+    return _json(await _call(client, config, what, "GET", getattr(config, f"{what}_url")))
+
+
+async def _call(client: httpx.AsyncClient, config: OAuthProvider, operation: str, method: str, url: str, **kwargs):
+    with ProviderCall(_metric_name(config), operation) as call:
+        response = await client.request(method, url, **kwargs)
+        call.status = response.status_code
+    return response
+
+
+@functools.cache
+def _metric_name(config: OAuthProvider) -> str:
+    """The provider's name in metrics: `oauth_<its [oauth.<name>] table>`."""
+    return "oauth_" + next((name for name, known in settings().oauth.items() if known == config), "other")
 
 
 def _json(response: httpx.Response):

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import signal
+import socket
 
+import redis
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from actors import broker, expiry, files, outbox, push, rooms, translation
 from config import Settings
+from domain.ops import schedule as ops_schedule
+from domain.ops.keys import Keys
 from scheduler.leader import LeaderLock
 
 logger = logging.getLogger(__name__)
@@ -45,6 +51,8 @@ def run(settings: Settings) -> None:
     scheduler.add_job(when_leading(push.check_receipts), "interval",
                       seconds=max(1, min(60, settings.push.expo_receipt_delay_s // 2)))
 
+    scheduler.add_listener(_run_recorder(scheduler, lock), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+
     def stop(signum, frame):
         logger.info("Scheduler stopping on signal %d.", signum)
         scheduler.shutdown(wait=False)
@@ -57,3 +65,23 @@ def run(settings: Settings) -> None:
     finally:
         lock.release()
 
+
+def _run_recorder(scheduler, lock: LeaderLock):
+    """A listener that notes each run the leader makes, for the dashboard (domain/ops/schedule.py)."""
+    keys = Keys(broker.namespace)
+    ran_by = f"{socket.gethostname()}:{os.getpid()} ({lock.token[:8]})"
+
+    def record(event):
+        job = scheduler.get_job(event.job_id)
+        if job is None or job.func == lock.hold or not lock.leads:
+            return
+        outcome = "sent" if event.exception is None else f"error: {type(event.exception).__name__}: {event.exception}"
+        interval = getattr(job.trigger, "interval", None)
+        try:
+            ops_schedule.record_run(broker.client, keys, job.func.__name__, outcome=outcome[:500], ran_by=ran_by,
+                                    every_s=interval.total_seconds() if interval else None,
+                                    next_run_at=job.next_run_time.timestamp() if job.next_run_time else None)
+        except redis.RedisError as e:
+            logger.warning("Could not record the run of %s for the dashboard: %s", job.func.__name__, e)
+
+    return record

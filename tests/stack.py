@@ -99,11 +99,12 @@ class Stack:
         os.killpg(self.worker.pid, signal.SIGKILL)
         self.worker.wait()
 
-    def start_server(self, **overrides: str) -> int:
-        """Start an HTTP server with these SECTOR_* overrides; returns its port once it answers."""
+    def start_server(self, stderr=None, **overrides: str) -> int:
+        """Start an HTTP server with these SECTOR_* overrides (its stderr to a file if given); returns its
+        port once it answers. The process is `self.servers[-1]`."""
         port = free_port()
         env = {**self.env, "SECTOR_HTTP_PORT": str(port), **overrides}
-        server = self._spawn("serve", env=env)
+        server = self._spawn("serve", env=env, stderr=stderr)
         self.servers.append(server)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

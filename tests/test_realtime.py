@@ -1,6 +1,7 @@
 """Realtime events (docs/realtime.md) over WebSocket and SSE, through two API processes on one Redis, with
 real workers publishing: delivery across processes in both dialects' shapes, lossless resume, resync when
-the stream is gone or too short, typing, guests, tickets and first-frame auth, and a stalled client."""
+the stream is gone or too short, typing, guests, tickets and first-frame auth (processes that die, stop or
+stall: tests/test_realtime_processes.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import httpx
 import pytest
 import redis
 import websockets
-from ulid import ULID
 
 from domain.realtime import Keys
 from tests.api import Account
+from tests.realtime_clients import bearer, post_many, quiet, recv, recv_events, sse_events, uid_of, user_id, ws_url
 from tests.rosetta import AppUser
 from tests.stack import wait_for
+
 
 @pytest.fixture(scope="module")
 def ports(stack) -> dict:
@@ -45,56 +47,6 @@ def team(base_url):
     return alice, bob, alice.channel(group)
 
 
-def ws_url(port: int, dialect: str = "sector", query: str = "") -> str:
-    return f"ws://127.0.0.1:{port}{'/v1/api' if dialect == 'sector' else '/api/v1'}/realtime{query}"
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def recv(ws, timeout: float = 10) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def recv_events(ws, count: int, timeout: float = 20) -> list[dict]:
-    """The next `count` event frames (those with a seq), skipping nothing else silently: a control frame
-    in between fails the test."""
-    got = []
-    while len(got) < count:
-        frame = await recv(ws, timeout)
-        assert "seq" in frame, frame
-        got.append(frame)
-    return got
-
-
-async def quiet(ws, seconds: float = 1.0) -> list[dict]:
-    """What arrives within `seconds` (nothing, usually)."""
-    got = []
-    try:
-        while True:
-            got.append(await recv(ws, seconds))
-    except asyncio.TimeoutError:
-        return got
-
-
-def uid_of(value: str) -> uuid.UUID:
-    return uuid.UUID(value) if "-" in value else ULID.from_str(value.upper()).to_uuid()
-
-
-def user_id(database, account: Account) -> int:
-    return database.User.get(database.User.uid == uuid.UUID(account.id)).id
-
-
-def post_many(author: Account, channel: dict, count: int) -> list[str]:
-    ids = []
-    for n in range(count):
-        answer = author.post(channel, f"message {n}")
-        assert answer.status_code == 201, answer.text
-        ids.append(answer.json()["id"])
-    return ids
-
-
 def test_a_message_posted_through_one_process_reaches_websockets_on_another_in_both_dialects(team, ports):
     alice, bob, channel = team
 
@@ -120,26 +72,27 @@ def test_a_message_posted_through_one_process_reaches_websockets_on_another_in_b
 
 def test_a_client_that_resumes_gets_exactly_the_missed_events_in_order_and_then_live_ones(team, ports):
     alice, bob, channel = team
+    MISSED = 1000
 
     async def run():
         async with websockets.connect(ws_url(ports["a"]), additional_headers=bearer(bob.token)) as ws:
             hello = await recv(ws)
             alice.post(channel, "before")
             (last,) = await recv_events(ws, 1)
-        missed = post_many(alice, channel, 200)
+        missed = post_many(alice, channel, MISSED, threads=4)
         query = f"?epoch={last['epoch']}&last_seq={last['seq']}&last_ts={last['ts']}"
         async with websockets.connect(ws_url(ports["b"], query=query), additional_headers=bearer(bob.token)) as ws:
             again = await recv(ws)
             # The last few may still be on their way to the stream (published after the 201): they come live.
-            assert (again["resumed"], again["epoch"]) == (True, hello["epoch"]) and again["replayed"] > 150
-            replayed = await recv_events(ws, 200)
-            assert [f["seq"] for f in replayed] == list(range(last["seq"] + 1, last["seq"] + 201))
+            assert (again["resumed"], again["epoch"]) == (True, hello["epoch"]) and again["replayed"] > MISSED - 50
+            replayed = await recv_events(ws, MISSED)
+            assert [f["seq"] for f in replayed] == list(range(last["seq"] + 1, last["seq"] + MISSED + 1))
             # Exactly the missed ones, in seq order. Not necessarily in commit order: the write actor publishes
             # after it answered, on several threads, so two quick posts may reach the stream swapped.
             assert sorted(f["data"]["id"] for f in replayed) == sorted(missed)
             live = alice.post(channel, "after").json()
             (frame,) = await recv_events(ws, 1)
-            assert (frame["seq"], frame["data"]["id"]) == (last["seq"] + 201, live["id"])
+            assert (frame["seq"], frame["data"]["id"]) == (last["seq"] + MISSED + 1, live["id"])
             assert await quiet(ws) == []
 
     asyncio.run(run())
@@ -234,24 +187,6 @@ def test_a_guest_sees_only_its_rooms_events(rosetta_url, ports):
     asyncio.run(run())
 
 
-def sse_events(lines, count: int) -> list[tuple[str | None, str, dict]]:
-    """(id, event, data) of the next `count` events of a text/event-stream's lines, heartbeats skipped."""
-    got, fields = [], {}
-    for line in lines:
-        if line.startswith(":"):
-            continue
-        if line == "":
-            if fields:
-                got.append((fields.get("id"), fields["event"], json.loads(fields["data"])))
-                fields = {}
-                if len(got) == count:
-                    return got
-            continue
-        name, _, value = line.partition(": ")
-        fields[name] = value
-    return got
-
-
 def test_server_sent_events_deliver_and_resume_with_last_event_id(team, ports):
     alice, bob, channel = team
     url = f"http://127.0.0.1:{ports['b']}/v1/api/realtime/events"
@@ -303,3 +238,13 @@ def test_a_ticket_opens_one_connection_and_a_first_frame_authenticates(team, por
     plain = f"http://127.0.0.1:{ports['a']}/api/v1/realtime"  # a GET that is no upgrade
     assert httpx.get(plain).status_code == 401
     assert httpx.get(plain, headers=bearer(bob.token)).text.startswith("event: hello\n")
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_the_fast_paths_frames_are_the_ones_websockets_would_send(size):
+    from websockets.frames import Frame, Opcode
+
+    from handlers.realtime.routes import text_frame
+
+    payload = b"x" * size
+    assert text_frame(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False)

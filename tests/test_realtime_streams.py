@@ -18,8 +18,9 @@ from ulid import ULID
 
 from domain.realtime import Keys
 from tests import translating
+from tests.api import Account
 from tests.rosetta import AppUser
-from tests.stack import wait_for
+from tests.stack import bound_models, run_python, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,11 @@ def r(tstack) -> redis.Redis:
 @pytest.fixture(scope="module")
 def keys(tstack) -> Keys:
     return Keys(tstack.settings.redis.namespace)
+
+
+@pytest.fixture(scope="module")
+def db(tstack):
+    yield from bound_models(tstack)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +100,8 @@ def test_a_message_reaches_the_streams_of_its_connected_readers_once_each_in_ord
     # An edit and a deletion follow in the same stream.
     edit = owner.api.patch(f"{messages}/{posted[0]['id']}", json={"content": "hello again"})
     assert edit.status_code == 200
+    # Its actor publishes after it answered: a commit right after the answer may take the next seq first.
+    assert wait_for(lambda: len(events(r, keys, ja)) >= 4, timeout=15)
     assert owner.api.delete(f"{messages}/{posted[1]['id']}").status_code == 204
     assert wait_for(lambda: len(events(r, keys, ja)) >= 5, timeout=15)
     kinds = [(e["type"], e["data"].get("body")) for _, e in events(r, keys, ja)[3:]]
@@ -167,3 +175,50 @@ def test_members_channels_and_conversations_are_announced_to_who_sees_them(url, 
     assert types(outsider) == [("conversation.created", conversation)]
     role = next(e for _, e in events(r, keys, joiner) if e["type"] == "membership.role_changed")
     assert (role["data"]["role"], role["data"]["previous_role"]) == ("admin", "member")
+
+
+def test_a_pin_again_after_an_unpin_is_an_event_of_its_own(tstack, r, keys, db):
+    base = f"http://127.0.0.1:{tstack.port}/v1/api"
+    author, reader = Account(base), Account(base)
+    channel = author.channel(author.group(members=[reader]))
+    reader_id = db.User.get(db.User.uid == uuid.UUID(reader.id)).id
+    r.zadd(keys.active, {str(reader_id): int(time.time() * 1000)})
+    message = author.post(channel, "pin me").json()
+    path = f"/group/{channel['group']}/channel/{channel['id']}/message/{message['id']}"
+    for pinned in (True, False, True):
+        answer = author.api.put(path, json={"pinned": pinned})
+        assert answer.status_code == 201, answer.text
+    updates = lambda: [json.loads(fields[b"e"]) for _, fields in r.xrange(keys.stream(reader_id))  # noqa: E731
+                       if b'"message.updated"' in fields[b"e"]]
+    assert wait_for(lambda: len(updates()) == 3, timeout=15), updates()
+    assert [e["data"]["pinned"] for e in updates()] == [True, False, True]
+    assert len({e["id"] for e in updates()}) == 3
+
+
+def test_translations_whose_worker_died_before_publishing_them_are_published_from_the_outbox(
+        url, r, keys, tstack, db, tmp_path):
+    owner, ja, _, messages = team(url)
+    connect(r, keys, ja)
+    log_path = tmp_path / "crashing.log"
+    tstack.kill_worker()
+    tstack.start_worker(stderr=log_path.open("w"), SECTOR_TEST_CRASH_AFTER_TRANSLATION="1",
+                        SECTOR_LOGGING_LEVEL="INFO")
+    groups = len(tstack.settings.workers.groups.split(";"))
+    assert wait_for(lambda: log_path.read_text().count("Worker process is ready for action.") >= groups, timeout=30)
+    posted = owner.api.post(messages, json={"content": "Good night"}).json()["data"]
+    message_id = ULID.from_str(posted["id"].upper()).to_uuid()
+    stored = lambda: db.Translation.select().where(db.Translation.message == message_id).count() > 0  # noqa: E731
+    assert wait_for(stored, timeout=20), "the translation was not stored"
+    tstack.kill_worker()  # it died (exit 70) right after storing; its parent goes down with it
+    translated = lambda: [e["data"]["display_content"] for _, e in events(r, keys, ja)  # noqa: E731
+                          if e["type"] == "message.translation.completed"]
+    assert translated() == []
+    left = db.Outbox.select().where(db.Outbox.kind == "message_translated")
+    assert [json.loads(row.arguments) for row in left] == [[{"message_id": str(message_id)}]]
+
+    tstack.start_worker(SECTOR_WRITES_OUTBOX_RESEND_S="1")
+    time.sleep(1.2)  # the row is older than outbox_resend_s now: the sweep takes it
+    run_python({**tstack.env, "SECTOR_WRITES_OUTBOX_RESEND_S": "1"},
+               "from actors import outbox; outbox.resend_outbox.send()")
+    assert wait_for(lambda: translated() == ["[ja] GOOD NIGHT"], timeout=20), events(r, keys, ja)
+    assert wait_for(lambda: left.count() == 0, timeout=10)

@@ -15,6 +15,7 @@ import redis
 import redis.asyncio as aioredis
 
 from domain.realtime import Keys
+from handlers import redis_client
 from handlers.realtime import render
 from handlers.realtime.connection import SHUTDOWN, Connection
 from handlers.realtime.streams import Streams, now_ms
@@ -23,6 +24,8 @@ from models import Guest, Token, utcnow
 logger = logging.getLogger(__name__)
 
 TOKEN_REVOKED = (4009, "token_revoked")
+#: Disconnects within this long are marked seen together.
+SEEN_BATCH_S = 0.05
 
 
 class TooManyConnections(Exception):
@@ -40,10 +43,12 @@ class Hub:
         self.redis = None
         self.streams: Streams | None = None
         self._tasks: list[asyncio.Task] = []
+        self._gone: set[int] = set()  # users whose last connection here just ended, to mark seen
+        self._marking: asyncio.Task | None = None
         self._subscribed = asyncio.Event()
 
     async def start(self) -> None:
-        self.redis = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        self.redis = redis_client.client(self.redis_url)
         self.streams = Streams(self.redis, self.keys, self.config.replay_window_s)
         self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._heartbeat())]
         try:
@@ -80,14 +85,19 @@ class Hub:
         conns.discard(conn)
         if not conns:
             del self.users[conn.user_id]
-        # Seen now: the publisher keeps writing its stream for a replay_window_s, so it can resume.
-        asyncio.get_running_loop().create_task(self._seen(conn.user_id))
+        # Seen now: the publisher keeps writing its stream for a replay_window_s, so it can resume. The
+        # disconnects of one moment (a network blip, a load balancer draining) go in one pipeline.
+        self._gone.add(conn.user_id)
+        if self._marking is None:
+            self._marking = asyncio.get_running_loop().create_task(self._mark_gone())
 
-    async def _seen(self, user_id: int) -> None:
+    async def _mark_gone(self) -> None:
+        await asyncio.sleep(SEEN_BATCH_S)
+        users, self._gone, self._marking = list(self._gone), set(), None
         try:
-            await self.streams.touch([user_id])
+            await self.streams.touch(users)
         except redis.RedisError as e:
-            logger.warning("Realtime: could not mark user %d seen at disconnect: %s", user_id, e)
+            logger.warning("Realtime: could not mark %d users seen at disconnect: %s", len(users), e)
 
     async def publish_typing(self, event: dict, user_ids: list[int]) -> None:
         """An ephemeral event: published to every process, never stored, no seq."""

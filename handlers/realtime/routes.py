@@ -7,9 +7,11 @@ import base64
 import json
 import logging
 import re
+import socket
 
 from sanic import Blueprint
 from sanic.response import HTTPResponse
+from websockets.protocol import OPEN as WS_OPEN
 
 from domain import realtime as rt
 from domain.errors import DomainError, Forbidden, Invalid, Unauthenticated
@@ -23,8 +25,6 @@ from models import Channel
 logger = logging.getLogger(__name__)
 
 AUTH_FAILED, FORBIDDEN, RATE_LIMITED = 4001, 4003, 4029
-# Client frames a connection may send in FLOOD_WINDOW_S seconds before it is closed 4029.
-FLOOD_FRAMES, FLOOD_WINDOW_S = 60, 10
 _EPOCH = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
@@ -90,6 +90,16 @@ async def _upgrade_caller(request, hub, guests: bool) -> callers.Caller | None:
     return callers.by_headers(request.headers, guests=guests)
 
 
+def text_frame(payload: bytes) -> bytes:
+    """An unfragmented, unmasked WebSocket text frame (RFC 6455 section 5.2), as a server sends one."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload
+
+
 class WebSocketSink:
     """Frames of a connection as WebSocket text messages."""
 
@@ -98,6 +108,22 @@ class WebSocketSink:
 
     async def send(self, item) -> None:
         await self.ws.send(item.text)
+
+    def send_now(self, text: str) -> bool:
+        """Write a frame at once if that needs no wait: the connection open, no send of Sanic's own in
+        progress (a ping, a close), the transport not pushing back, no extension (compression) that would
+        change the frame. False: send it the usual way.
+
+        This is what Sanic's `ws.send` does (sanic/server/websockets/impl.py, pinned in requirements.txt),
+        without its lock and awaits and with the frame built here (a server's frames are not masked: a
+        header, then the text), which cost a fan-out to thousands more than the writes themselves."""
+        ws = self.ws
+        io = ws.io_proto
+        if (ws.conn_mutex.locked() or ws.ws_proto.state is not WS_OPEN or ws.ws_proto.extensions or io is None
+                or io.transport is None or io.transport.is_closing() or not io._can_write.is_set()):
+            return False
+        io.transport.write(text_frame(text.encode()))
+        return True
 
     async def close(self, code: int, reason: str) -> None:
         try:
@@ -115,6 +141,9 @@ class EventStreamSink:
     async def send(self, item) -> None:
         lines = f"id: {item.epoch}:{item.seq}\n" if item.seq is not None else ""
         await self.response.send(f"{lines}event: {item.kind}\ndata: {item.text}\n\n")
+
+    def send_now(self, text: str) -> bool:
+        return False  # a streaming response sends through its own protocol
 
     async def heartbeat(self) -> None:
         await self.response.send(": heartbeat\n\n")
@@ -189,6 +218,7 @@ def blueprint(dialect: str, prefix: str) -> Blueprint:
             await ws.close(_close_code(e), "auth_failed" if _close_code(e) == AUTH_FAILED else "forbidden")
             return
         conn = _connection(hub, caller, dialect, WebSocketSink(ws), resume)
+        _limit_send_buffer(request, hub.config.socket_send_buffer_bytes)
         try:
             hub.add(conn)
         except TooManyConnections:
@@ -197,6 +227,7 @@ def blueprint(dialect: str, prefix: str) -> Blueprint:
         conn.writer = asyncio.create_task(conn.run())
         try:
             await _read_frames(ws, conn, caller, hub)
+            await conn.closed_down()
         finally:
             hub.remove(conn)
             conn.writer.cancel()
@@ -213,6 +244,7 @@ def blueprint(dialect: str, prefix: str) -> Blueprint:
                                          content_type="text/event-stream; charset=utf-8")
         sink = EventStreamSink(response)
         conn = _connection(hub, caller, dialect, sink, _sse_resume(request), idle_send=sink.heartbeat)
+        _limit_send_buffer(request, hub.config.socket_send_buffer_bytes)
         try:
             hub.add(conn)
         except TooManyConnections:
@@ -249,6 +281,17 @@ def blueprint(dialect: str, prefix: str) -> Blueprint:
     return bp
 
 
+def _limit_send_buffer(request, size: int) -> None:
+    """Cap the kernel's send buffer of this connection (realtime.socket_send_buffer_bytes), so a client
+    that stops reading holds up its sends, and is closed 4008, before megabytes pile up for it."""
+    sock = request.transport.get_extra_info("socket") if size > 0 else None
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        except OSError as e:
+            logger.debug("Could not set SO_SNDBUF of a realtime connection: %s", e)
+
+
 def _close_event(code: int, reason: str) -> str:
     return f"event: close\ndata: {json.dumps({'type': 'close', 'code': code, 'reason': reason})}\n\n"
 
@@ -264,18 +307,19 @@ def _frame(raw) -> dict | None:
 
 
 async def _read_frames(ws, conn: Connection, caller: callers.Caller, hub) -> None:
-    """The client's frames until it goes: ping, typing, resume; too many too fast closes it 4029."""
-    loop = asyncio.get_running_loop()
+    """The client's frames until it goes: ping, typing, resume; more than client_frames_max within
+    client_frames_window_s closes it 4029."""
+    loop, config = asyncio.get_running_loop(), hub.config
     window_start, count = loop.time(), 0
     while not conn.closed:
         raw = await ws.recv()
         if raw is None:
             return
         now = loop.time()
-        if now - window_start > FLOOD_WINDOW_S:
+        if now - window_start > config.client_frames_window_s:
             window_start, count = now, 0
         count += 1
-        if count > FLOOD_FRAMES:
+        if count > config.client_frames_max:
             conn.close(RATE_LIMITED, "rate_limited")
             return
         frame = _frame(raw) or {}

@@ -7,6 +7,7 @@ import copy
 import re
 from functools import cache
 
+from handlers.ops.metrics import with_request_id_header
 from handlers.rosetta import auth, chat_openapi, devices, files, me, messages, paging, resources, rooms, schemas, social
 from handlers.rosetta.forms import json_schema
 from handlers.rosetta.me import ABILITIES
@@ -490,7 +491,7 @@ def _document(session_cookie: str, providers: tuple[str, ...]) -> dict:
         paths.setdefault(path, {})[method] = _operation(method, path, *rest, providers)
     tags = ("App Authentication", "App Authentication - Social", "Web Authentication", "Web Authentication - Social",
             "Shared Authentication", "Email Verification", "Me", *chat_openapi.TAGS, "Documentation")
-    return {
+    return with_request_id_header({
         "openapi": "3.1.0",
         "info": {"title": "RosettaChat API", "version": VERSION,
                  "description": "RosettaChat V1: authentication (apps by bearer token, the web app by session "
@@ -505,7 +506,7 @@ def _document(session_cookie: str, providers: tuple[str, ...]) -> dict:
         "tags": [{"name": tag} for tag in tags],
         "paths": paths,
         "components": _components(session_cookie),
-    }
+    })
 
 
 def document(*, session_cookie: str = SESSION_COOKIE, providers: tuple[str, ...] = ()) -> dict:

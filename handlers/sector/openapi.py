@@ -8,6 +8,7 @@ from functools import cache
 
 import msgspec
 
+from handlers.ops.metrics import with_request_id_header
 from handlers.sector import schemas
 
 VERSION = "1.0.0"
@@ -369,7 +370,7 @@ def _document() -> dict:
     paths: dict[str, dict] = {}
     for method, path, *rest in _ROUTES:
         paths.setdefault(path, {})[method] = _operation(path, *rest)
-    return {
+    return with_request_id_header({
         "openapi": "3.1.0",
         "info": {"title": "Sector", "version": VERSION, "description": "The Rest-like API for the Sector application."},
         "servers": [{"url": "/"}],
@@ -378,7 +379,7 @@ def _document() -> dict:
                                                   "Realtime")],
         "paths": paths,
         "components": _components(),
-    }
+    })
 
 
 def document() -> dict:

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from providers.push import IDLE_S, Config, Outcome, Push, Sender, http2, refused
 from providers.retrying import retry_after
+from telemetry import ProviderCall
 
 logger = logging.getLogger(__name__)
 _refused = functools.partial(refused, logger, "APNs")
@@ -121,9 +122,12 @@ class APNs(Sender):
 
     async def _post(self, push: Push, provider_token: str) -> http2.Response:
         """One request, the whole of it bounded by timeout_s; a timeout resets its stream only."""
-        async with asyncio.timeout(self.config.timeout_s):
-            return await self.client.request("POST", "/3/device/" + quote(push.token, safe=""),
-                                             self._headers(push, provider_token), payload(push))
+        with ProviderCall("apns", "send") as call:
+            async with asyncio.timeout(self.config.timeout_s):
+                response = await self.client.request("POST", "/3/device/" + quote(push.token, safe=""),
+                                                     self._headers(push, provider_token), payload(push))
+            call.status = response.status
+        return response
 
     def _headers(self, push: Push, provider_token: str) -> list[tuple[str, str]]:
         headers = [("authorization", f"bearer {provider_token}"), ("apns-topic", self.config.apns_topic),

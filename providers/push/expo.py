@@ -26,6 +26,7 @@ import httpx
 from providers.push import IDLE_S, Config, Outcome, Push, Sender, refused, timeouts
 from providers.retrying import retry_after
 from providers.push.apns import collapse_id
+from telemetry import ProviderCall
 
 logger = logging.getLogger(__name__)
 _refused = functools.partial(refused, logger, "Expo")
@@ -104,8 +105,12 @@ class Expo(Sender):
         timeout only bounds a quiet connection, and other streams' answers keep a shared one busy)."""
         if self._semaphore is None:  # made on first use, on the loop that sends
             self._semaphore = asyncio.Semaphore(self.config.concurrency)
-        async with self._semaphore, asyncio.timeout(self.config.timeout_s):
-            return await self.client.post(self.base + path, json=body)
+        async with self._semaphore:
+            with ProviderCall("expo", path.rpartition("/")[2]) as call:  # send, getReceipts
+                async with asyncio.timeout(self.config.timeout_s):
+                    response = await self.client.post(self.base + path, json=body)
+                call.status = response.status_code
+        return response
 
     # Receipts.
 

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from providers.push import IDLE_S, Config, Outcome, Push, Sender, Status, http2, refused, timeouts
 from providers.retrying import retry_after
 from providers.push.apns import collapse_id
+from telemetry import ProviderCall
 
 logger = logging.getLogger(__name__)
 _refused = functools.partial(refused, logger, "FCM")
@@ -166,9 +167,12 @@ class FCM(Sender):
     async def _post(self, push: Push, access_token: str) -> http2.Response:
         """One request, the whole of it bounded by timeout_s; a timeout resets its stream only."""
         body = json.dumps({"message": message(push)}, ensure_ascii=False, separators=(",", ":")).encode()
-        async with asyncio.timeout(self.config.timeout_s):
-            return await self.client.request("POST", self.path, [("authorization", f"Bearer {access_token}"),
-                                                                 ("content-type", "application/json")], body)
+        with ProviderCall("fcm", "send") as call:
+            async with asyncio.timeout(self.config.timeout_s):
+                response = await self.client.request("POST", self.path, [("authorization", f"Bearer {access_token}"),
+                                                                         ("content-type", "application/json")], body)
+            call.status = response.status
+        return response
 
     def _slots(self) -> asyncio.Semaphore:
         """At most `concurrency` requests in flight; made on first use, on the loop that sends."""
@@ -192,8 +196,10 @@ class FCM(Sender):
     async def _fetch_token(self) -> tuple[str, float]:
         """Exchange a fresh assertion for an access token; TokenRefused when the endpoint does not give one."""
         try:
-            response = await self.tokens.post(self.token_url, data={"grant_type": GRANT_TYPE,
-                                                                    "assertion": self._assertion()})
+            with ProviderCall("fcm", "token") as call:
+                response = await self.tokens.post(self.token_url, data={"grant_type": GRANT_TYPE,
+                                                                        "assertion": self._assertion()})
+                call.status = response.status_code
         except httpx.TimeoutException:
             raise _token_refused("retry", f"timed out after {self.config.timeout_s:g} s") from None
         except httpx.TransportError as e:

@@ -20,6 +20,7 @@ import httpx
 
 from config import Translation as Config
 from providers.retrying import retry_after
+from telemetry import ProviderCall
 
 logger = logging.getLogger(__name__)
 
@@ -103,15 +104,17 @@ class Engine:
 
     def request(self, method: str, url: str, **kwargs):
         """The engine's JSON answer, or EngineError."""
-        try:
-            response = self.client.request(method, url, **kwargs)
-        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as e:
-            # The configuration is wrong (a URL without http://, a key a header cannot carry): no retry.
-            raise EngineError(f"{self.name} cannot be called as configured ({e})", retryable=False) from None
-        except httpx.TimeoutException:
-            raise EngineError(f"{self.name} timed out after {self.config.timeout_s:g} s", retryable=True) from None
-        except httpx.TransportError as e:
-            raise EngineError(f"{self.name} is unreachable ({type(e).__name__})", retryable=True) from None
+        with ProviderCall(self.name, url.rpartition("/")[2]) as call:  # translate, detect, languages, completions
+            try:
+                response = self.client.request(method, url, **kwargs)
+            except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as e:
+                # The configuration is wrong (a URL without http://, a key a header cannot carry): no retry.
+                raise EngineError(f"{self.name} cannot be called as configured ({e})", retryable=False) from None
+            except httpx.TimeoutException:
+                raise EngineError(f"{self.name} timed out after {self.config.timeout_s:g} s", retryable=True) from None
+            except httpx.TransportError as e:
+                raise EngineError(f"{self.name} is unreachable ({type(e).__name__})", retryable=True) from None
+            call.status = response.status_code
         status = response.status_code
         if not response.is_success:
             retryable = self.retryable(response)

@@ -1,0 +1,1 @@
+"""Operations: metrics and logs (metrics.py), the dashboard and its JSON API."""
