@@ -428,8 +428,10 @@ def test_the_gate_holds_calls_in_flight_to_its_concurrency(new_gate):
     started = time.monotonic()
     run_threads(6, work)
     elapsed = time.monotonic() - started
-    assert state["most"] == 2
-    assert 0.28 <= elapsed < 0.5, elapsed  # three rounds of two: not one round, not six
+    assert state["most"] == 2  # two at once, never three
+    # Three rounds of two, not one round. No upper bound: `most` shows they ran two at a time, and a
+    # loaded CI machine once took 1.1 s for the three rounds.
+    assert elapsed >= 0.28, elapsed
 
 
 def test_the_gate_spaces_starts_by_its_rate(new_gate):
