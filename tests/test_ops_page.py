@@ -14,13 +14,13 @@ import shutil
 import time
 
 import pytest
+from playwright import sync_api
 
 from tests.ops_world import SAMPLE_EVERY_S, OpsWorld, sampling_stack
 from tests.stack import wait_for
 
 CHROMIUM = os.environ.get("SECTOR_TEST_CHROMIUM", "/usr/bin/chromium")
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (requirements-dev.txt)")
 if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
     pytest.skip(f"No Chromium at {CHROMIUM}: `apt-get install chromium` (make test does it where it may), or set "
                 "SECTOR_TEST_CHROMIUM to a Chromium binary.", allow_module_level=True)

@@ -118,9 +118,9 @@ class Actions:
 
     # Delayed jobs.
 
-    def run_now(self, queue: str, message_id: str) -> None:
-        """Send a delayed job to its queue now. A worker that holds it until its eta (Dramatiq's workers
-        prefetch delayed messages) finds the ran-now mark then, and its copy is skipped."""
+    def run_now(self, queue: str, message_id: str) -> str:
+        """Send a delayed job to its queue now; returns the queue. A worker that holds it until its eta
+        (Dramatiq's workers prefetch delayed messages) finds the ran-now mark then, and its copy is skipped."""
         key = self.keys.delayed_messages(self.check_queue(queue))
         for rid, data in self.store._scan(key):
             if message_id.encode() not in data:
@@ -136,7 +136,7 @@ class Actions:
             self.store.broker.enqueue(dataclasses.replace(message, queue_name=queue, message_timestamp=_now_ms(),
                                                           options=options))
             logger.info("Operator ran delayed job %s (%s) now on queue %r.", message_id, message.actor_name, queue)
-            return
+            return queue
         raise NotFound("There is no delayed job with this id on this queue.")
 
     # Pausing.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from functools import wraps
+from functools import partial, wraps
 
 import msgspec
 from sanic import Blueprint
@@ -225,20 +225,22 @@ async def audit(request):
 @operator
 async def retry(request, message_id):
     _confirmed(request)
-    message_id = _message_id(message_id)
-    queue = await in_thread(_actions.retry, message_id)
-    await in_thread(operators.record, request.ctx.user, "retry", f"{queue}/{message_id}")
-    return json(s.Done("retry", f"{queue}/{message_id}", 1))
+    return json(await _audited_job(request, "retry", _actions.retry, _message_id(message_id)))
 
 
 @bp.post("/failed/<message_id:str>/delete")
 @operator
 async def delete(request, message_id):
     _confirmed(request)
-    message_id = _message_id(message_id)
-    queue = await in_thread(_actions.delete, message_id)
-    await in_thread(operators.record, request.ctx.user, "delete", f"{queue}/{message_id}")
-    return json(s.Done("delete", f"{queue}/{message_id}", 1))
+    return json(await _audited_job(request, "delete", _actions.delete, _message_id(message_id)))
+
+
+async def _audited_job(request, action: str, work, message_id: str) -> s.Done:
+    """An action on one job: `work` does it and names the job's queue; then its audit row."""
+    queue = await in_thread(work, message_id)
+    target = f"{queue}/{message_id}"
+    await in_thread(operators.record, request.ctx.user, action, target)
+    return s.Done(action, target, 1)
 
 
 @bp.post("/queues/<queue:str>/retry-all")
@@ -275,7 +277,4 @@ async def resume(request, queue):
 @operator
 async def run_now(request, queue, message_id):
     _actions.check_queue(queue)
-    message_id = _message_id(message_id)
-    await in_thread(_actions.run_now, queue, message_id)
-    await in_thread(operators.record, request.ctx.user, "run_now", f"{queue}/{message_id}")
-    return json(s.Done("run_now", f"{queue}/{message_id}", 1))
+    return json(await _audited_job(request, "run_now", partial(_actions.run_now, queue), _message_id(message_id)))
