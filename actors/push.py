@@ -17,7 +17,7 @@
    and sent later with backoff, or after the gateway's Retry-After, which holds back every worker's
    batches for that gateway); `failed`.
 3. `check_receipts` (scheduler) asks Expo for the receipts of its tickets `[push] expo_receipt_delay_s`
-   after sending; a DeviceNotRegistered there deletes the device too.
+   after sending, 1000 a call until none is due; a DeviceNotRegistered there deletes the device too.
 4. `resend_stuck_pushes` (scheduler) sends queued deliveries whose batch message was lost; a delivery
    left `sending` by a worker that died mid-send is marked failed and never sent again, since the
    gateway may have taken it: nothing is shown twice.
@@ -53,8 +53,12 @@ BACKOFF_MAX_S = 60.0
 #: Receipts not ready yet are asked for again this much later, until Expo's day of keeping them is over.
 RECEIPT_RECHECK = dt.timedelta(seconds=60)
 RECEIPTS_KEPT = dt.timedelta(days=1)
-#: Expo's receipts call takes this many ids at most.
+#: Expo's receipts call takes this many ids at most: a chunk of check_receipts.
 RECEIPTS_MAX = 1000
+#: check_receipts's time limit, and how long it asks for chunk after chunk before it leaves the rest to
+#: its next run (a minute later): a minute short of the limit, for the chunk under way.
+RECEIPTS_TIME_LIMIT_MS = 300_000
+RECEIPTS_BUDGET_S = 240
 #: A batch holds at most this many waves of one worker process's requests to its gateway ([push]
 #: concurrency of them, each of `per_request` pushes). A worker process takes (prefetches) several
 #: batches at once and works them off through its own concurrency: with batches of 16 waves a channel
@@ -219,14 +223,18 @@ def _send_batch(provider: str, delivery_ids: list[int]) -> None:
     started = time.monotonic()
     try:
         pushes, outcomes = _prepare(rows)
-    except Exception:
-        # Nothing went out: the claims go back, so Dramatiq's retry of this message sends them.
+        if pushes:
+            sent = get_event_loop_thread().run_coroutine(sender.send(list(pushes.values())))
+            outcomes.update(zip(pushes, sent))
+    except Exception as e:
+        # A sender gives every push an Outcome, even for what it did not foresee (providers/push), so it
+        # raises only before any push went out: the claims go back, and Dramatiq's retry of this message
+        # sends them. Left `sending`, the retry would claim nothing and the sweep fail them all unsent.
         with one_writer(), db.atomic():
             PushDelivery.update(status="queued", claim=None).where(PushDelivery.claim == claim).execute()
+        logger.warning("%s: a batch of %d stopped on %s before anything was recorded; its deliveries are queued "
+                       "again for the retry.", provider, len(rows), type(e).__name__)
         raise
-    if pushes:
-        sent = get_event_loop_thread().run_coroutine(sender.send(list(pushes.values())))
-        outcomes.update(zip(pushes, sent))
     _record(provider, rows, [outcomes[row[0]] for row in rows])
     logger.info("%s: %s in %.0f ms.", provider, _summary(outcomes.values()), (time.monotonic() - started) * 1000)
 
@@ -307,17 +315,29 @@ def _summary(outcomes) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
 
-@dramatiq.actor(queue_name="push", max_retries=3, time_limit=300_000)
+@dramatiq.actor(queue_name="push", max_retries=3, time_limit=RECEIPTS_TIME_LIMIT_MS)
 def check_receipts() -> None:
-    """Ask Expo what became of the notifications it took whose receipts are due."""
+    """Ask Expo what became of the notifications it took whose receipts are due: all of them, a chunk
+    after another, for up to RECEIPTS_BUDGET_S. One message to a channel of 10,000 makes ~3,300 tickets,
+    and the scheduler runs this once a minute: a chunk a run would let the backlog grow without end."""
     sender = _senders().get("expo")
     if sender is None:
         return
+    deadline = time.monotonic() + RECEIPTS_BUDGET_S
+    while _check_receipts_chunk(sender):
+        if time.monotonic() >= deadline:
+            logger.warning("Expo receipts: still due after %d s; the next run goes on.", RECEIPTS_BUDGET_S)
+            return
+
+
+def _check_receipts_chunk(sender: Sender) -> bool:
+    """Ask for the receipts of the RECEIPTS_MAX due longest and record them; whether there were any.
+    Every due row leaves the due set (done, failed, gone, or due again RECEIPT_RECHECK later)."""
     now = utcnow()
     due = list(PushDelivery.select(PushDelivery.id, PushDelivery.ref, PushDelivery.device, PushDelivery.sent_at)
                .where(PushDelivery.receipt_at <= now).order_by(PushDelivery.receipt_at).limit(RECEIPTS_MAX).tuples())
     if not due:
-        return
+        return False
     receipts = get_event_loop_thread().run_coroutine(sender.receipts([ref for _, ref, _, _ in due]))
     done, failed, later, gone = [], [], [], set()
     for delivery_id, ref, device_id, sent_at in due:
@@ -340,6 +360,7 @@ def check_receipts() -> None:
             Device.delete().where(Device.id.in_(list(gone))).execute()
     logger.info("Expo receipts: %d ok, %d failed, %d devices gone, %d not ready.", len(done), len(failed), len(gone),
                 len(later))
+    return True
 
 
 @dramatiq.actor(queue_name="push", max_retries=3, time_limit=300_000)

@@ -617,8 +617,13 @@ FCM_SEND = re.compile(r"/v1/projects/([^/]+)/messages:send")
 FCM_ANSWERS = {
     "unregistered": (404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED", None),
     "sender-id-mismatch": (403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH", None),
+    # As FCM's error codes page shows an invalid token: an FcmError detail, no BadRequest.
     "invalid-token": (400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token",
-                      "INVALID_ARGUMENT", "message.token"),
+                      "INVALID_ARGUMENT", None),
+    "invalid-token-field": (400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token",
+                            None, "message.token"),
+    # A 404 without FCM's UNREGISTERED: what a wrong project or a front end's own answer looks like.
+    "not-found": (404, "NOT_FOUND", "Requested entity was not found.", None, None),
     "invalid-argument": (400, "INVALID_ARGUMENT",
                          "Invalid value at 'message.android.ttl' (type.googleapis.com/google.protobuf.Duration)",
                          "INVALID_ARGUMENT", "message.android.ttl"),
@@ -679,14 +684,16 @@ class FakeFCM(FakeGateway):
     signed with the account's key, `kid` its private_key_id, iss its client_email, aud the token URL,
     scope firebase.messaging, exp at most an hour after iat and not past. It answers `{"access_token",
     "expires_in": token_expires_in, "token_type": "Bearer"}`, or `{"error": "invalid_grant",
-    "error_description"}` (400). `token_requests` records each; `fail_token_next` scripts failures.
+    "error_description"}` (400). `token_requests` records each; `fail_token_next` scripts failures,
+    `answer_token_next` exact answers.
 
     `POST /v1/projects/<project>/messages:send` wants `Authorization: Bearer <a token it issued, not
     expired>` (else 401 UNAUTHENTICATED) and the account's project (else 403 PERMISSION_DENIED), checks
     the message's field names (400 "Unknown name") and that data values are strings, then answers `{"name":
     "projects/<p>/messages/0:..."}` or, per `behaviour`, one of `FCM_ANSWERS`: unregistered,
-    sender-id-mismatch, invalid-token, invalid-argument, third-party-auth-error, quota-exceeded,
-    internal, unavailable (or stall). Any other path answers a plain 404 page, as Google's front end does.
+    sender-id-mismatch, invalid-token, invalid-token-field, not-found, invalid-argument,
+    third-party-auth-error, quota-exceeded, internal, unavailable (or stall). Any other path answers a
+    plain 404 page, as Google's front end does.
     """
 
     project_id = "sector-test"
@@ -703,6 +710,7 @@ class FakeFCM(FakeGateway):
         self.token_requests: list[TokenRequest] = []
         self._issued: dict[str, float] = {}  # access token: when it expires (monotonic)
         self._token_failures: list[tuple[int, float | None]] = []
+        self._token_answers: list[Reply] = []
         self._messages = 0
 
     def service_account(self) -> dict:
@@ -721,6 +729,7 @@ class FakeFCM(FakeGateway):
         with self._lock:
             self.token_requests.clear()
             self._token_failures.clear()
+            self._token_answers.clear()
         self.token_expires_in = self._default_expires_in
 
     def expire_tokens(self) -> None:
@@ -731,6 +740,11 @@ class FakeFCM(FakeGateway):
         """The next `times` token requests answer `status` (400: invalid_grant; 429, 5xx: Google's own)."""
         with self._lock:
             self._token_failures += [(status, retry_after)] * times
+
+    def answer_token_next(self, times: int, status: int, body: bytes) -> None:
+        """The next `times` token requests answer exactly this (JSON or not), right or wrong."""
+        with self._lock:
+            self._token_answers += [Reply(status, body, {"content-type": "application/json"})] * times
 
     async def route(self, request: Request) -> Reply | None:
         if request.path == "/token" and request.method == "POST":
@@ -757,6 +771,10 @@ class FakeFCM(FakeGateway):
         form = {name: values[0] for name, values in parse_qs(request.raw.decode()).items()}
         with self._lock:
             failure = self._token_failures.pop(0) if self._token_failures else None
+            scripted = self._token_answers.pop(0) if self._token_answers else None
+            if scripted is not None:
+                self.token_requests.append(TokenRequest(form.get("assertion", ""), {}, {}, scripted.status))
+                return scripted
         header, claims, refusal = self._check_assertion(form)
         if failure is not None:
             status, retry_after = failure
@@ -1014,6 +1032,12 @@ EXPO_ERRORS = {
                           "provided a server key as directed by the Expo FCM documentation.",
     "MismatchSenderId": "The FCM sender id of this app does not match the one the device token was made for.",
 }
+#: A push message's fields: the reference client's ExpoPushMessage type (src/ExpoClient.ts). Expo's docs
+#: do not say that it refuses other fields; the fake does, so one Expo does not document never goes out
+#: unnoticed.
+EXPO_MESSAGE_FIELDS = {"to", "data", "title", "subtitle", "body", "sound", "ttl", "expiration", "priority",
+                       "interruptionLevel", "badge", "channelId", "icon", "richContent", "categoryId",
+                       "mutableContent", "collapseId", "tag", "_contentAvailable"}
 #: The whole-request error fail_next(status) answers with.
 EXPO_FAILURES = {400: ("VALIDATION_ERROR", '"value" must be an array.'),
                  401: ("UNAUTHORIZED", "The bearer token is invalid."),
@@ -1030,11 +1054,12 @@ class FakeExpo(FakeGateway):
     """Expo's push API, with tickets and receipts.
 
     `POST /--/api/v2/push/send` takes a JSON array of at most 100 messages (more: 400
-    PUSH_TOO_MANY_NOTIFICATIONS), with `Authorization: Bearer <access_token>` when the fake has one
-    (else 401 UNAUTHORIZED), and answers `{"data": [ticket, ...]}` in order: `{"status": "ok", "id"}`,
-    or per `behaviour` the ticket error of any name in `EXPO_ERRORS` (or stall: the whole request
-    waits). `missing_tickets` leaves that many tickets off the end of each answer, as a broken server
-    would. Whole-request errors are `{"errors": [{"code", "message"}]}`.
+    PUSH_TOO_MANY_NOTIFICATIONS) of the fields in `EXPO_MESSAGE_FIELDS` (else 400 VALIDATION_ERROR), with
+    `Authorization: Bearer <access_token>` when the fake has one (else 401 UNAUTHORIZED), and answers
+    `{"data": [ticket, ...]}` in order: `{"status": "ok", "id"}`, or per `behaviour` the ticket error of
+    any name in `EXPO_ERRORS` (or stall: the whole request waits). `missing_tickets` leaves that many
+    tickets off the end of each answer, as a broken server would. Whole-request errors are `{"errors":
+    [{"code", "message"}]}`.
 
     `POST /--/api/v2/push/getReceipts` takes `{"ids": [...]}` (at most 1000, else 400
     PUSH_TOO_MANY_RECEIPTS) and answers `{"data": {id: receipt}}` for the ready ones: `{"status": "ok"}`
@@ -1097,6 +1122,11 @@ class FakeExpo(FakeGateway):
         if len(messages) > 100:
             return expo_errors(400, "PUSH_TOO_MANY_NOTIFICATIONS",
                                "You are trying to send more than 100 push notifications in one request.")
+        unknown = [(i, name) for i, m in enumerate(messages) for name in m if name not in EXPO_MESSAGE_FIELDS]
+        if unknown:
+            return expo_errors(400, "VALIDATION_ERROR", '"[{}].{}" is not allowed'.format(*unknown[0]))
+        if any("data" in m and not isinstance(m["data"], dict) for m in messages):
+            return expo_errors(400, "VALIDATION_ERROR", '"data" must be of type object')
         tickets = [self._ticket(message["to"]) for message in messages]
         return json_reply(200, {"data": tickets[:len(tickets) - self.missing_tickets]})
 

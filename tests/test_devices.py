@@ -11,6 +11,7 @@ import hmac
 import hashlib
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ulid import ULID
 
@@ -88,6 +89,17 @@ def test_sending_a_token_again_refreshes_the_same_device_and_keeps_what_was_not_
     assert ids(my_devices(app_user)) == [first["id"]]
 
 
+def test_registrations_of_one_token_at_once_make_one_device(app_user):
+    token = fcm_token()
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda n: app_user.api.post("/devices", json={
+            "platform": "android", "provider": "fcm", "push_token": token, "device_name": f"Pixel {n}"}), range(10)))
+    assert [a.status_code for a in answers] == [201] * 10, [a.text for a in answers if a.status_code != 201]
+    assert len({a.json()["data"]["id"] for a in answers}) == 1
+    listing = my_devices(app_user)
+    assert ids(listing) == [answers[0].json()["data"]["id"]] and listing["meta"]["total"] == 1
+
+
 def test_a_token_sent_from_another_account_moves_there_without_the_old_owners_labels(rosetta_url):
     first_owner, second_owner = AppUser(rosetta_url), AppUser(rosetta_url)
     token = expo_token()
@@ -156,13 +168,21 @@ def test_only_the_owner_deletes_a_device(rosetta_url):
 
 
 def test_the_list_filters_by_provider_sorts_and_pages(app_user):
-    made = [register(app_user), register(app_user, apns_token(), platform="ios", provider="apns"),
-            register(app_user, expo_token(), platform="ios", provider="expo"), register(app_user), register(app_user)]
-    newest_first = ids(my_devices(app_user))
-    assert newest_first == [d["id"] for d in reversed(made)]
-    assert ids(my_devices(app_user, sort="last_used_at")) == [d["id"] for d in made]
-    assert ids(my_devices(app_user, sort="created_at")) == [d["id"] for d in made]
-    assert ids(my_devices(app_user, sort="-created_at")) == newest_first
+    tokens = [(fcm_token(), {}), (apns_token(), {"platform": "ios", "provider": "apns"}),
+              (expo_token(), {"platform": "ios", "provider": "expo"}), (fcm_token(), {}), (fcm_token(), {})]
+    made = []
+    for token, fields in tokens:
+        made.append(register(app_user, token, **fields))
+        time.sleep(0.01)
+    token, fields = tokens[1]
+    assert register(app_user, token, **fields)["id"] == made[1]["id"]  # used again: last_used_at moves, not created_at
+    by_creation = [d["id"] for d in made]
+    by_use = [made[i]["id"] for i in (0, 2, 3, 4, 1)]
+    assert ids(my_devices(app_user)) == by_use[::-1]
+    assert ids(my_devices(app_user, sort="-last_used_at")) == by_use[::-1]
+    assert ids(my_devices(app_user, sort="last_used_at")) == by_use
+    assert ids(my_devices(app_user, sort="created_at")) == by_creation
+    assert ids(my_devices(app_user, sort="-created_at")) == by_creation[::-1]
     assert ids(my_devices(app_user, provider="apns")) == [made[1]["id"]]
     page = my_devices(app_user, per_page=2, page=2, provider="fcm")
     assert ids(page) == [made[0]["id"]]

@@ -2,9 +2,11 @@
 APNs and Expo (local gateways speaking their protocols, tests/gateways.py), in the reader's language
 when its translation comes in time (a local LibreTranslate, tests/engines.py), once; gone tokens delete
 their devices, 5xx and 429 are retried after Retry-After, other refusals are not, one stalled device
-holds up no other, and running an actor message again sends nothing twice.
+holds up no other, a sender's unexpected failure loses no push, running an actor message again (twice
+at once, too) sends nothing twice, and Expo's receipts are all asked for, 1000 a call.
 
-One stack (2 worker processes) and one set of gateways for the module.
+One stack (2 worker processes) and one set of gateways for the module; a gateway that is off gets a
+stack of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+import redis
 from ulid import ULID
 
 import config
@@ -224,23 +227,45 @@ def test_a_translation_slower_than_the_wait_sends_the_original_on_time(team, gat
     assert WAIT_MS / 1000 - 0.3 < waited < WAIT_MS / 1000 + 1.5, waited
 
 
-def test_readers_who_may_not_enter_or_are_inactive_get_nothing(team, gateways, pstack):
+def test_readers_who_may_not_enter_or_are_inactive_get_nothing(team, gateways, pstack, db):
     private = chat.channel(team.alice, team.ws, unique("secret"), visibility="private")
-    _, bob_token = device(team.bob, "fcm")  # a member, but not of the private channel
+    bob_device, bob_token = device(team.bob, "fcm")  # a member, but not of the private channel
     dave = translating.reader(pstack, "en", "Dave")
     chat.join(dave, team.ws, by=team.alice)
-    _, dave_token = device(dave, "fcm")
+    dave_device, dave_token = device(dave, "fcm")
     run_python(pstack.env, "import models\nfrom config import settings\nmodels.open_database(settings().database_url)\n"
                            f"models.User.update(is_active=False).where(models.User.id == {dave.id}).execute()\n")
     public = chat.channel(team.alice, team.ws, unique("open"))
     _, carol_token = device(team.carol, "fcm")
-    chat.post(team.alice, team.ws, private, "for admins only")
-    chat.post(team.alice, team.ws, public, "for all")
+    secret = chat.post(team.alice, team.ws, private, "for admins only")
+    for_all = chat.post(team.alice, team.ws, public, "for all")
+    for message in (secret, for_all):  # its deliveries are written in the transaction that sets pushed_at
+        assert wait_for(lambda: db.Message.get_by_id(as_uuid(message["id"])).pushed_at is not None, timeout=30)
+    planned = {(str(d.message_id), str(d.device_id))
+               for message in (secret, for_all) for d in deliveries(db, message["id"])}
+    assert (str(as_uuid(for_all["id"])), str(as_uuid(bob_device))) in planned
+    assert {device_id for _, device_id in planned} & {str(as_uuid(dave_device))} == set()
+    assert (str(as_uuid(secret["id"])), str(as_uuid(bob_device))) not in planned
     arrived(gateways.fcm, carol_token)
-    time.sleep(1)
+    (bob,) = arrived(gateways.fcm, bob_token)
+    assert bob.body["message"]["notification"]["body"] == "Alice: [ja] FOR ALL"
     assert requests_for(gateways.fcm, dave_token) == []
-    assert [r.body["message"]["notification"]["body"] for r in requests_for(gateways.fcm, bob_token)] \
-        == ["Alice: [ja] FOR ALL"]
+
+
+def test_a_long_message_is_cut_to_preview_chars_and_one_of_attachments_only_names_its_first_file(team, gateways):
+    author, erin, ws, channel = duo(team.stack)
+    _, token = device(erin, "expo")
+    long = "word  \n " * 100  # its runs of whitespace are one space each in the preview
+    chat.post(author, ws, channel, long)
+    files = [author.api.post("/files", files={"file": (name, secrets.token_bytes(64))}) for name in ("deck.pdf",
+                                                                                                    "notes.txt")]
+    assert [f.status_code for f in files] == [201, 201], [f.text for f in files]
+    chat.post(author, ws, channel, "", attachment_ids=[f.json()["data"]["id"] for f in files])
+    first, second = arrived(gateways.expo, token, 2)
+    bodies = sorted(expo_message(r, token)["body"] for r in (first, second))
+    preview_chars = team.stack.settings.push.preview_chars
+    assert bodies == sorted([("Alice: " + "word " * 100)[:preview_chars - 1] + "…", "Alice: 📎 deck.pdf +1"])
+    assert len(bodies[0 if bodies[0].endswith("…") else 1]) == preview_chars
 
 
 def test_gone_tokens_delete_their_devices_and_the_rest_stay(team, gateways, pstack, db):
@@ -301,13 +326,15 @@ def test_a_gateway_failing_every_try_fails_the_delivery_after_the_last(team, gat
     assert len(requests_for(gateways.apns, token)) == 3
 
 
-def test_other_refusals_are_not_retried_and_keep_the_device(team, gateways, db):
+@pytest.mark.parametrize("behaviour, code", [("invalid-argument", "INVALID_ARGUMENT"),
+                                             ("not-found", "404 NOT_FOUND")])  # a 404 without UNREGISTERED
+def test_other_refusals_are_not_retried_and_keep_the_device(team, gateways, db, behaviour, code):
     author, erin, ws, channel = duo(team.stack)
     device_id, token = device(erin, "fcm")
-    gateways.fcm.behaviour[token] = "invalid-argument"
+    gateways.fcm.behaviour[token] = behaviour
     message = chat.post(author, ws, channel, "refused")
     (row,) = settled(db, message["id"], 1)
-    assert (row.status, row.attempts) == ("failed", 1) and "INVALID_ARGUMENT" in row.error
+    assert (row.status, row.attempts) == ("failed", 1) and code in row.error
     assert token not in row.error
     time.sleep(1)
     assert len(requests_for(gateways.fcm, token)) == 1
@@ -329,6 +356,13 @@ def test_a_stalled_device_holds_up_no_other(team, gateways, db):
     assert sorted((d.status, d.attempts) for d in rows) == [("sent", 1)] * 5 + [("sent", 2)]
 
 
+def push_queue_drained(stack: Stack) -> bool:
+    """Whether every message of the `push` queue, its delay queue's too, was acked (actors/queues.py)."""
+    client = redis.Redis.from_url(stack.settings.redis_url)
+    key = f"{stack.settings.redis.namespace}:dramatiq:push"
+    return not any(client.hlen(f"{key}{queue}.msgs") for queue in ("", ".DQ"))
+
+
 def test_running_the_actor_messages_again_sends_nothing_twice(team, gateways, pstack, db):
     author, erin, ws, channel = duo(team.stack)
     tokens = {provider: device(erin, provider)[1] for provider in TOKENS}
@@ -337,15 +371,58 @@ def test_running_the_actor_messages_again_sends_nothing_twice(team, gateways, ps
     by_provider = {}
     for row in rows:
         by_provider.setdefault(db.Device.get_by_id(row.device_id).provider, []).append(row.id)
+    assert wait_for(lambda: push_queue_drained(pstack), timeout=20)
+    # Each twice at once: two worker processes race for the same claims.
     run_python(pstack.env, "import actors, json, sys\nfrom actors import push\n"
                            "args = json.load(sys.stdin)\n"
-                           "push.fan_out.send([args['message']])\n"
-                           "for provider, ids in args['batches'].items():\n"
-                           "    push.send_batch.send(provider, ids)\n",
+                           "for _ in range(2):\n"
+                           "    push.fan_out.send([args['message']])\n"
+                           "    for provider, ids in args['batches'].items():\n"
+                           "        push.send_batch.send(provider, ids)\n",
                stdin=json.dumps({"message": str(as_uuid(message["id"])), "batches": by_provider}))
-    time.sleep(1.5)
+    assert wait_for(lambda: push_queue_drained(pstack), timeout=20), "the messages sent again did not all run"
     for provider, token in tokens.items():
         assert len(requests_for(getattr(gateways, provider), token)) == 1, provider
+    assert [(d.status, d.attempts) for d in deliveries(db, message["id"])] == [("sent", 1)] * 3
+
+
+def test_a_sender_meeting_the_unexpected_loses_no_push_and_sends_none_twice(team, gateways, db):
+    author, erin, ws, channel = duo(team.stack)
+    tokens = [device(erin, "apns")[1] for _ in range(3)]
+    # An answer no parser takes (RecursionError, not a ValueError): what the sender could not foresee.
+    gateways.apns.answer_next(1, 400, b"[" * 100_000, {"content-type": "application/json"})
+    message = chat.post(author, ws, channel, "all of them")
+    rows = settled(db, message["id"], 3)
+    assert sorted((d.status, d.attempts) for d in rows) == [("sent", 1), ("sent", 1), ("sent", 2)]
+    answered = [[r.status for r in requests_for(gateways.apns, token)] for token in tokens]
+    assert sorted(answered) == [[200], [200], [400, 200]]
+
+
+def test_expo_receipts_are_all_asked_for_in_one_run_1000_at_a_time(team, gateways, pstack, db):
+    author, erin, ws, channel = duo(team.stack)
+    message = chat.post(author, ws, channel, "to many")  # pushed to nobody: erin has no device yet
+    assert wait_for(lambda: db.Message.get_by_id(as_uuid(message["id"])).pushed_at is not None, timeout=30)
+    now = db.utcnow()
+    devices = [{"id": uuid.uuid4(), "user": erin.id, "platform": "ios", "provider": "expo",
+                "token_hash": secrets.token_hex(32), "token_sealed": "-", "created_at": now, "last_used_at": now}
+               for _ in range(2500)]
+    # Expo no longer has the receipts of the older half (its day is over) and not yet those of the rest.
+    tickets = [{"message": as_uuid(message["id"]), "device": d["id"], "language": "en", "status": "sent",
+                "attempts": 1, "ref": str(uuid.uuid4()), "due_at": now, "created_at": now, "receipt_at": now,
+                "sent_at": now - dt.timedelta(days=2 if n % 2 else 0)} for n, d in enumerate(devices)]
+    with db.db.atomic():
+        for start in range(0, 2500, 500):
+            db.Device.insert_many(devices[start:start + 500]).execute()
+            db.PushDelivery.insert_many(tickets[start:start + 500]).execute()
+    due = db.PushDelivery.select().where(db.PushDelivery.receipt_at <= db.utcnow())
+    everywhere = due.count()  # earlier tests' tickets too: no scheduler runs here
+    assert everywhere >= 2500
+    run_python(pstack.env, "import actors\nfrom actors import push\npush.check_receipts.send()\n")
+    assert wait_for(lambda: due.count() == 0, timeout=30), due.count()
+    assert [len(r.body["ids"]) for r in gateways.expo.receipt_requests] == [1000, 1000, everywhere - 2000]
+    gone = [row.receipt_at for row in deliveries(db, message["id"])]
+    assert sum(at is None for at in gone) == 1250  # the older half: done; the rest asked again later
+    db.Device.delete().where(db.Device.id.in_([d["id"] for d in devices])).execute()
 
 
 def test_the_fcm_access_token_is_reused_and_renewed_when_refused(team, gateways, db):
@@ -372,6 +449,50 @@ def test_health_details_say_which_gateways_are_on(pstack, stack):
     assert {name: gateway["enabled"] for name, gateway in off.items()} == {"fcm": False, "apns": False, "expo": False}
     assert "fcm_service_account_file" in off["fcm"]["detail"] and "apns_" in off["apns"]["detail"]
     assert "expo_url" in off["expo"]["detail"]
+
+
+@pytest.fixture
+def without_apns(gateways):
+    """A stack of its own whose APNs is off (no key file): FCM and Expo on, at the same gateways."""
+    stack = Stack()
+    stack.env.update({**gateways.env(), "SECTOR_PUSH_APNS_KEY_FILE": "", "SECTOR_PUSH_EXPO_RECEIPT_DELAY_S": "0"})
+    stack.settings = config.load(environ=stack.env)
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+def test_a_gateway_that_is_off_has_its_devices_passed_over_with_no_delivery(without_apns, gateways):
+    author, erin, ws, channel = duo(without_apns)
+    _, fcm = device(erin, "fcm")
+    apns_id, _ = device(erin, "apns")
+    message = chat.post(author, ws, channel, "only where it can go")
+    arrived(gateways.fcm, fcm)
+    counted = run_python(without_apns.env, "import models, sys, uuid\nfrom config import settings\n"
+                                           "models.open_database(settings().database_url)\n"
+                                           "message, apns = [uuid.UUID(v) for v in sys.stdin.read().split()]\n"
+                                           "rows = models.PushDelivery.select().where("
+                                           "models.PushDelivery.message == message)\n"
+                                           "print(rows.count(), "
+                                           "rows.where(models.PushDelivery.device == apns).count())\n",
+                         stdin=f"{as_uuid(message['id'])} {as_uuid(apns_id)}")
+    assert counted.split() == ["1", "0"]  # FCM's; none for the APNs device, which stays registered
+    assert apns_id in device_ids(erin) and gateways.apns.received == []
+    health = httpx.get(f"http://127.0.0.1:{without_apns.port}/v1/api/health/details", timeout=10).json()["push"]
+    assert {name: gateway["enabled"] for name, gateway in health.items()} == {"fcm": True, "apns": False, "expo": True}
+
+
+def test_a_batch_that_stops_before_anything_went_is_sent_by_dramatiqs_retry(without_apns, gateways):
+    author, erin, ws, channel = duo(without_apns)
+    _, token = device(erin, "fcm")
+    # The stack's first FCM batch fetches an access token, and no parser takes this answer (RecursionError):
+    # FCM's send stops before any push went out.
+    gateways.fcm.answer_token_next(1, 200, b"[" * 100_000)
+    chat.post(author, ws, channel, "after all")
+    (sent,) = arrived(gateways.fcm, token)
+    assert sent.status == 200 and [r.status for r in gateways.fcm.token_requests][:2] == [200, 200]
+    time.sleep(1)
+    assert len(requests_for(gateways.fcm, token)) == 1
 
 
 def test_the_sweep_sends_lost_deliveries_and_fails_those_a_dead_worker_left_mid_send(team, gateways, pstack, db):

@@ -10,12 +10,14 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import secrets
 import socket
 import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import jwt
 import msgspec
 import pytest
@@ -192,6 +194,9 @@ def test_a_token_endpoint_failure_is_every_pushs_outcome(gateways, settings, sta
     ("sender-id-mismatch", Outcome("gone", reason="FCM answered 403 SENDER_ID_MISMATCH: SenderId mismatch")),
     ("invalid-token", Outcome("gone", reason="FCM answered 400 INVALID_ARGUMENT: The registration token is not "
                                              "a valid FCM registration token")),
+    ("invalid-token-field", Outcome("gone", reason="FCM answered 400 INVALID_ARGUMENT: The registration token is "
+                                                   "not a valid FCM registration token")),
+    ("not-found", Outcome("failed", reason="FCM answered 404 NOT_FOUND: Requested entity was not found.")),
     ("invalid-argument", Outcome("failed", reason="FCM answered 400 INVALID_ARGUMENT: Invalid value at 'message."
                                                   "android.ttl' (type.googleapis.com/google.protobuf.Duration)")),
     ("quota-exceeded", Outcome("retry", reason="FCM answered 429 QUOTA_EXCEEDED: Quota exceeded for quota metric "
@@ -248,16 +253,42 @@ def test_apns_provider_token_is_an_es256_jwt_made_with_the_p8_key(gateways, sett
     assert abs(claims["iat"] - time.time()) < 60
 
 
-def test_apns_keeps_its_provider_token_for_twenty_minutes_at_least(gateways, settings):
-    eager = msgspec.structs.replace(settings, apns_token_refresh_s=1)
+class Clock:
+    """A monotonic clock a test moves on, for a sender's `clock`."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def provider_tokens_after(gateways, settings: config.Push, ages_s: list[float]) -> list[int]:
+    """How many provider tokens APNs has seen after each send of 2 pushes, at these clock readings (s)."""
+    clock = Clock()
 
     async def script(sender):
-        first = await sender.send(pushes(apns_token, 3))
-        await asyncio.sleep(1.1)
-        return first + await sender.send(pushes(apns_token, 3))
+        sender.clock, seen = clock, []
+        for age_s in ages_s:
+            clock.now = 1000.0 + age_s
+            assert [o.status for o in await sender.send(pushes(apns_token, 2))] == ["sent", "sent"]
+            seen.append(len(gateways.apns.provider_tokens))
+        return seen
 
-    assert [o.status for o in run(APNs, eager, script)] == ["sent"] * 6
-    assert len(gateways.apns.provider_tokens) == 1
+    return run(APNs, settings, script)
+
+
+def test_apns_keeps_its_provider_token_for_twenty_minutes_at_least(gateways, settings):
+    eager = msgspec.structs.replace(settings, apns_token_refresh_s=1)  # clamped to Apple's 20 minutes
+    assert provider_tokens_after(gateways, eager, [0, 1, 1199, 1200, 2399, 2400]) == [1, 1, 1, 2, 2, 3]
+
+
+def test_apns_renews_its_provider_token_after_the_configured_refresh(gateways, settings):
+    assert settings.apns_token_refresh_s == 3000
+    assert provider_tokens_after(gateways, settings, [0, 1200, 2999, 3000, 5999, 6000]) == [1, 1, 1, 2, 2, 3]
+    gateways.reset()
+    lazy = msgspec.structs.replace(settings, apns_token_refresh_s=86400)  # clamped to Apple's hour
+    assert provider_tokens_after(gateways, lazy, [0, 3599, 3600]) == [1, 1, 2]
 
 
 def test_apns_makes_one_new_provider_token_after_expired_provider_token(gateways, settings):
@@ -274,16 +305,35 @@ def test_apns_makes_one_new_provider_token_after_expired_provider_token(gateways
     assert answers == {(p.token, status): 1 for p in batch for status in (403, 200)}
 
 
-def test_apns_does_not_make_provider_tokens_apple_keeps_refusing(gateways, settings):
+@pytest.mark.parametrize("reason", ["ExpiredProviderToken", "InvalidProviderToken"])
+def test_apns_retries_what_apple_refuses_for_its_token_but_makes_no_more_tokens_than_apple_allows(
+        gateways, settings, caplog, reason):
     [refused] = pushes(apns_token, 1)
-    gateways.apns.behaviour[refused.token] = "ExpiredProviderToken"
+    gateways.apns.behaviour[refused.token] = reason
+    clock = Clock()
 
     async def script(sender):
-        return await sender.send([refused]) + await sender.send([refused])
+        sender.clock = clock
+        outcomes = await sender.send([refused])  # refused; a new token, refused too
+        clock.now += 1199
+        outcomes += await sender.send([refused])  # refused; no new token within 20 minutes
+        clock.now += 1
+        outcomes += await sender.send([refused])  # refused; 20 minutes on, a new token, refused too
+        gateways.apns.behaviour.clear()  # Apple takes the token again
+        return outcomes + await sender.send([refused])
 
-    assert run(APNs, settings, script) == [Outcome("failed", reason="APNs answered 403 ExpiredProviderToken")] * 2
-    assert [r.status for r in gateways.apns.received] == [403, 403, 403]  # a new token once, not twice
-    assert len(gateways.apns.provider_tokens) == 2
+    with caplog.at_level(logging.WARNING, logger="providers.push.apns"):
+        outcomes = run(APNs, settings, script)
+    said = f"APNs answered 403 {reason} to a provider token made anew after a refusal; another may be made in"
+    assert outcomes[:3] == [Outcome("retry", reason=f"{said} {wait_s} s, Apple allows one in 20 minutes")
+                            for wait_s in (1200, 1, 1200)]
+    assert outcomes[3].status == "sent"
+    assert [r.status for r in gateways.apns.received] == [403] * 5 + [200]
+    assert len(gateways.apns.provider_tokens) == 3
+    assert [r.getMessage() for r in caplog.records].count(
+        "APNs refused its provider token: making a new one, and no other for 20 minutes if Apple refuses that "
+        "too.") == 2
+    assert not [r for r in caplog.records if refused.token in r.getMessage()]
 
 
 @pytest.mark.parametrize("reason, status", [
@@ -510,6 +560,33 @@ def test_a_malformed_answer_is_an_outcome_not_an_exception(gateways, settings, n
     assert send(sender_class, settings, pushes(make_token, 1)) == [expected]
 
 
+@pytest.mark.parametrize("name, label", [("fcm", "FCM"), ("apns", "APNs"), ("expo", "Expo")])
+def test_an_answer_a_sender_cannot_read_is_a_retry_of_its_own_pushes_only(gateways, settings, caplog, name, label):
+    sender_class, make_token = SENDERS[name]
+    fake = getattr(gateways, name)
+    fake.answer_next(1, 400 if name != "expo" else 200, b"[" * 100_000, {"content-type": "application/json"})
+    # One request at a time: the first takes the scripted answer (Expo: its first 100 pushes).
+    batch = pushes(make_token, 101 if name == "expo" else 3)
+    with caplog.at_level(logging.ERROR, logger="providers.push"):
+        outcomes = send(sender_class, msgspec.structs.replace(settings, concurrency=1), batch)
+    unreadable = Outcome("retry", reason=f"{label} failed unexpectedly (RecursionError)")
+    first = 100 if name == "expo" else 1
+    assert outcomes == [unreadable] * first + [o for o in outcomes[first:] if o.status == "sent"]
+    [line] = [r.getMessage() for r in caplog.records if r.name.startswith("providers.push")]
+    what = "100 notifications" if name == "expo" else "a notification"
+    assert line.startswith(f"{label}: {what} met an unexpected RecursionError (maximum recursion depth exceeded")
+    assert "json/decoder.py:" in line and f"push/{name}.py:" in line  # where it was raised, on one line
+    assert "\n" not in line and not [p.token for p in batch if p.token in line]
+
+
+def test_the_fake_expo_refuses_fields_expo_does_not_document(gateways):
+    token = expo_token()
+    answer = httpx.post(gateways.expo.url + "/--/api/v2/push/send", verify=gateways.ca.ssl_context(),
+                        json=[{"to": token, "title": "Ana", "threadId": "c1"}])
+    assert (answer.status_code, answer.json()) == (400, {"errors": [
+        {"code": "VALIDATION_ERROR", "message": '"[0].threadId" is not allowed'}]})
+
+
 def test_no_token_reaches_a_log_line_or_a_reason(gateways, settings, caplog):
     kinds = {"fcm": ["unregistered", "invalid-token", "invalid-argument", "unavailable", "stall"],
              "apns": ["Unregistered", "BadDeviceToken", "PayloadTooLarge", "ServiceUnavailable", "stall"],
@@ -670,6 +747,27 @@ def test_every_gateway_is_on_when_configured(gateways, settings):
         return {name: type(sender) for name, sender in senders.items()}
 
     assert asyncio.run(build()) == {"fcm": FCM, "apns": APNs, "expo": Expo}
+
+
+def test_disabled_reads_a_key_file_again_only_once_it_changed(settings, tmp_path):
+    key = tmp_path / "AuthKey.p8"
+    real = Path(settings.apns_key_file).read_bytes()
+    key.write_bytes(real)
+    moved = msgspec.structs.replace(settings, apns_key_file=str(key))
+    assert push.disabled(moved)["apns"] is None
+    stamp = key.stat()
+    # Spoilt in place, its size and mtime kept: what the last read found stands (it is not parsed again).
+    key.write_bytes(b"x" * len(real))
+    os.utime(key, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert push.disabled(moved)["apns"] is None
+    os.utime(key, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000))  # changed, as an edit would
+    assert push.disabled(moved)["apns"] == (f"APNs is off: {key} is not an APNs signing key (a PKCS#8 EC P-256 "
+                                            ".p8 file).")
+    key.write_bytes(real)  # put right later: on again
+    os.utime(key, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 2_000_000))
+    assert push.disabled(moved) == {"fcm": None, "apns": None, "expo": None}
+    key.unlink()
+    assert push.disabled(moved)["apns"].startswith(f"APNs is off: [push] apns_key_file {key} cannot be read")
 
 
 def test_fcm_says_why_it_is_off(settings, tmp_path):

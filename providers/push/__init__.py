@@ -16,8 +16,12 @@ hold up the others beyond its own request's timeout. Outcomes and log lines neve
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Literal, Sequence
 
 import httpx
@@ -116,6 +120,21 @@ def refused(logger: logging.Logger, gateway: str, status: Status, reason: str, r
     return Outcome(status, reason=reason, retry_after=retry_after_s)
 
 
+def unexpected(logger: logging.Logger, gateway: str, error: Exception, tokens: Sequence[str]) -> Outcome:
+    """The Outcome of pushes a sender could not finish for a reason it did not foresee (an h2 error that is
+    no TransportError, an answer it could not parse): tried again, as after a lost answer, so a batch never
+    loses its other pushes. Logged at ERROR on one line, with where it was raised, scrubbed of tokens."""
+    said = str(error)
+    for token in tokens:
+        said = said.replace(token, "<token>")
+    where = " < ".join(f"{'/'.join(Path(f.filename).parts[-2:])}:{f.lineno}"
+                       for f in reversed(traceback.extract_tb(error.__traceback__)))
+    what = "a notification" if len(tokens) == 1 else f"{len(tokens)} notifications"
+    logger.error("%s: %s met an unexpected %s (%s) at %s; tried again.", gateway, what, type(error).__name__,
+                 said[:300], where)
+    return Outcome("retry", reason=f"{gateway} failed unexpectedly ({type(error).__name__})")
+
+
 def kinds() -> dict[str, type[Sender]]:
     """Every gateway's Sender class, by name."""
     from providers.push import apns, expo, fcm
@@ -124,10 +143,27 @@ def kinds() -> dict[str, type[Sender]]:
 
 
 def disabled(config: Config) -> dict[str, str | None]:
-    """Each gateway's name and why it is off (None: it is on), from the config alone (no network)."""
+    """Each gateway's name and why it is off (None: it is on), from the config and its key files (no
+    network). Read again only when a key file changes (its mtime): every fan-out asks, and parsing the
+    keys cost more than the rest of a small one."""
+    return dict(_disabled(config, _stamp(config.fcm_service_account_file), _stamp(config.apns_key_file)))
+
+
+@functools.lru_cache(maxsize=16)
+def _disabled(config: Config, *key_files: tuple) -> dict[str, str | None]:
+    """disabled(), kept by the config and the key files' stamps (which only key the cache)."""
     return {name: sender.disabled(config) for name, sender in kinds().items()}
+
+
+def _stamp(path: str) -> tuple:
+    """What says a key file changed: its path, size and mtime (None when it cannot be read)."""
+    try:
+        stat = os.stat(path) if path.strip() else None
+    except OSError:
+        stat = None
+    return (path, stat and stat.st_size, stat and stat.st_mtime_ns)
 
 
 def build(config: Config) -> dict[str, Sender]:
     """The senders of the gateways that are on, by name. Call on the event loop that will use them."""
-    return {name: sender(config) for name, sender in kinds().items() if sender.disabled(config) is None}
+    return {name: kinds()[name](config) for name, reason in disabled(config).items() if reason is None}

@@ -6,7 +6,8 @@ nothing else), authorized by a provider token: an ES256 JWT `{"iss": team id, "i
 key id in its header, signed with the team's .p8 key. Apple refuses a token older than an hour and
 one renewed more often than every 20 minutes (TooManyProviderTokenUpdates), so it is kept for
 `[push] apns_token_refresh_s` clamped to that window, and made anew when Apple says it expired, but
-not again within 20 minutes if Apple refuses the new one too (a wrong key or clock: a third will not help).
+not again within 20 minutes if Apple refuses the new one too (a wrong key or clock: a third will not help);
+meanwhile the pushes Apple refuses so are tried again with backoff, as after a 5xx.
 
 Answers: 200 (the `apns-id` header is the ref); 410, or 400 BadDeviceToken / DeviceTokenNotForTopic:
 the token is gone; 429, 5xx: retry; any other: failed, with Apple's `reason`.
@@ -28,7 +29,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from providers.push import IDLE_S, Config, Outcome, Push, Sender, http2, refused
+from providers.push import IDLE_S, Config, Outcome, Push, Sender, http2, refused, unexpected
 from providers.retrying import retry_after
 from telemetry import ProviderCall
 
@@ -92,8 +93,10 @@ class APNs(Sender):
         # HTTP/2 over TLS, or prior-knowledge h2c for http://. The client logs nothing: a path carries a token.
         self.client = http2.Client(config.apns_url, max_in_flight=config.concurrency, idle_s=IDLE_S,
                                    connect_timeout_s=config.timeout_s)
+        #: Seconds, monotonic: when provider tokens are made and how old they are (tests move it on).
+        self.clock = time.monotonic
         self._token: str | None = None
-        self._made_at = 0.0  # when the token was made (monotonic)
+        self._made_at = 0.0  # when the token was made (clock)
         self._remade_at: float | None = None  # when it was made because Apple refused the one before
         self._semaphore: asyncio.Semaphore | None = None
 
@@ -110,15 +113,28 @@ class APNs(Sender):
             try:
                 token = self._provider_token()
                 response = await self._post(push, token)
-                if response.status == 403 and _reason(response) in STALE_TOKEN_REASONS:
+                if _refuses_the_token(response):
                     fresh = self._provider_token(stale=token)
-                    if fresh != token:
-                        response = await self._post(push, fresh)
+                    if fresh == token:  # made anew after a refusal less than 20 minutes ago
+                        return self._token_refused(response)
+                    response = await self._post(push, fresh)
+                    if _refuses_the_token(response):
+                        return self._token_refused(response)
+                return _outcome(response)
             except TimeoutError:
                 return _refused("retry", f"APNs timed out after {self.config.timeout_s:g} s")
             except http2.TransportError as e:
                 return _refused("retry", f"APNs is unreachable ({type(e).__name__})")
-        return _outcome(response)
+            except Exception as e:
+                return unexpected(logger, "APNs", e, [push.token])
+
+    def _token_refused(self, response: http2.Response) -> Outcome:
+        """Apple refused a provider token that may not be replaced yet: tried again with backoff, since a
+        refusal on Apple's side passes, and a wrong key or clock shows in the log while it lasts."""
+        remade = self._remade_at
+        wait_s = 0.0 if remade is None else max(0.0, TOKEN_REFRESH_MIN_S - (self.clock() - remade))
+        return _refused("retry", f"APNs answered 403 {_reason(response)} to a provider token made anew after a "
+                                 f"refusal; another may be made in {wait_s:.0f} s, Apple allows one in 20 minutes")
 
     async def _post(self, push: Push, provider_token: str) -> http2.Response:
         """One request, the whole of it bounded by timeout_s; a timeout resets its stream only."""
@@ -147,10 +163,13 @@ class APNs(Sender):
         """The provider token, made anew when it is `refresh_s` old, or when Apple refused it (`stale`)
         and no other request has replaced it yet: concurrent refusals make one new token, not many. A
         token made after a refusal is not replaced for another within 20 minutes."""
-        now = time.monotonic()
+        now = self.clock()
         refused = self._token is not None and self._token == stale and not (
             self._remade_at is not None and now - self._remade_at < TOKEN_REFRESH_MIN_S)
         if self._token is None or now - self._made_at >= self.refresh_s or refused:
+            if refused:
+                logger.warning("APNs refused its provider token: making a new one, and no other for 20 minutes "
+                               "if Apple refuses that too.")
             claims = {"iss": self.config.apns_team_id, "iat": int(time.time())}
             self._token = jwt.encode(claims, self.key, algorithm="ES256", headers={"kid": self.config.apns_key_id})
             self._made_at, self._remade_at = now, now if refused else None
@@ -175,6 +194,10 @@ def _reason(response: http2.Response) -> str | None:
         return None
     reason = body.get("reason") if isinstance(body, dict) else None
     return reason if isinstance(reason, str) else None
+
+
+def _refuses_the_token(response: http2.Response) -> bool:
+    return response.status == 403 and _reason(response) in STALE_TOKEN_REASONS
 
 
 def _outcome(response: http2.Response) -> Outcome:

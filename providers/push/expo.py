@@ -8,9 +8,12 @@ github.com/expo/expo-server-sdk-node src/ExpoClient.ts).
 of it comes in the receipt, `POST /--/api/v2/push/getReceipts` with `{"ids": [...]}` (1000 at most),
 once it is ready, for about a day. A whole request refused answers `{"errors": [{"code", "message"}]}`.
 
-Messages carry the conversation as `tag` (Android replaces the shown notification of the same tag)
-and in `data.thread` for the app; `collapseId` (apns-collapse-id on iOS, collapse_key on Android)
-is the notification's own identity. Expo's messages name the token: reasons are scrubbed of it.
+A message holds only fields of the reference client's ExpoPushMessage type (to, data, title, subtitle,
+body, sound, ttl, expiration, priority, interruptionLevel, badge, channelId, icon, richContent,
+categoryId, mutableContent, collapseId, tag; the last two since expo-server-sdk-node #266): the
+conversation as `tag` (Android replaces the shown notification of the same tag) and in `data.thread`
+for the app; `collapseId` (apns-collapse-id on iOS) is the notification's own identity. Expo's
+messages name the token: reasons are scrubbed of it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Sequence
 
 import httpx
 
-from providers.push import IDLE_S, Config, Outcome, Push, Sender, refused, timeouts
+from providers.push import IDLE_S, Config, Outcome, Push, Sender, refused, timeouts, unexpected
 from providers.retrying import retry_after
 from providers.push.apns import collapse_id
 from telemetry import ProviderCall
@@ -84,12 +87,18 @@ class Expo(Sender):
         """One send request's outcomes: a ticket each, or the same outcome for all when it was refused."""
         tokens = [push.token for push in chunk]
         try:
-            response = await self._post(SEND_PATH, [message(push) for push in chunk])
+            return await self._send_request(chunk, tokens)
         except (httpx.TimeoutException, TimeoutError):
             reason = f"Expo timed out after {self.config.timeout_s:g} s"
             return [_refused("retry", reason, count=len(chunk))] * len(chunk)
         except httpx.TransportError as e:
             return [_refused("retry", f"Expo is unreachable ({type(e).__name__})", count=len(chunk))] * len(chunk)
+        except Exception as e:
+            return [unexpected(logger, "Expo", e, tokens)] * len(chunk)
+
+    async def _send_request(self, chunk: Sequence[Push], tokens: list[str]) -> list[Outcome]:
+        """The send request, and what its answer says of each push."""
+        response = await self._post(SEND_PATH, [message(push) for push in chunk])
         body = _body(response)
         refusal = _request_refusal(response, body, tokens)
         if refusal is not None:

@@ -9,9 +9,11 @@ fcm_token_url` is set). It is kept until 5 minutes before it expires; a 401 drop
 sent once more with a new one.
 
 Errors are Google's `{"error": {"code", "message", "status", "details"}}`, where an FcmError detail's
-`errorCode` says what happened: UNREGISTERED (404) and SENDER_ID_MISMATCH, or an INVALID_ARGUMENT whose
-BadRequest detail names `message.token` (a malformed token), mean the token is gone; QUOTA_EXCEEDED
-(429), INTERNAL and UNAVAILABLE (5xx) are retried, after Retry-After when given; the rest failed.
+`errorCode` says what happened: UNREGISTERED (404) and SENDER_ID_MISMATCH, or an INVALID_ARGUMENT about
+the token (a BadRequest detail naming `message.token`, or an FcmError INVALID_ARGUMENT without a
+BadRequest, as FCM's error codes page shows one), mean the token is gone; a 404 without UNREGISTERED is
+not (a wrong project or URL would delete every device). QUOTA_EXCEEDED (429), INTERNAL and UNAVAILABLE
+(5xx) are retried, after Retry-After when given; the rest failed.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from providers.push import IDLE_S, Config, Outcome, Push, Sender, Status, http2, refused, timeouts
+from providers.push import IDLE_S, Config, Outcome, Push, Sender, Status, http2, refused, timeouts, unexpected
 from providers.retrying import retry_after
 from providers.push.apns import collapse_id
 from telemetry import ProviderCall
@@ -156,13 +158,15 @@ class FCM(Sender):
                 # THIRD_PARTY_AUTH_ERROR is a 401 about the app's APNs or web push credentials, not ours.
                 if response.status == 401 and _error_code(_error(response)) != "THIRD_PARTY_AUTH_ERROR":
                     response = await self._post(push, await self._access_token(stale=access_token))
+                return _outcome(response, push.token)
             except TokenRefused as e:
                 return e.outcome
             except TimeoutError:
                 return _refused("retry", f"FCM timed out after {self.config.timeout_s:g} s")
             except http2.TransportError as e:
                 return _refused("retry", f"FCM is unreachable ({type(e).__name__})")
-        return _outcome(response, push.token)
+            except Exception as e:
+                return unexpected(logger, "FCM", e, [push.token])
 
     async def _post(self, push: Push, access_token: str) -> http2.Response:
         """One request, the whole of it bounded by timeout_s; a timeout resets its stream only."""
@@ -283,10 +287,15 @@ def _error_code(error: dict) -> str | None:
 
 
 def _names_the_token(error: dict) -> bool:
-    """Whether a BadRequest detail says the field at fault is `message.token`: a malformed token."""
+    """Whether an INVALID_ARGUMENT is about the registration token: a BadRequest detail says the field at
+    fault is `message.token`, or, as FCM's error codes page shows an invalid token, an FcmError detail says
+    INVALID_ARGUMENT with no BadRequest beside it (a bad payload field comes with one that names it)."""
     violations = [v for d in _details(error, BAD_REQUEST) if isinstance(d.get("fieldViolations"), list)
                   for v in d["fieldViolations"]]
-    return any(isinstance(v, dict) and v.get("field") == "message.token" for v in violations)
+    if any(isinstance(v, dict) and v.get("field") == "message.token" for v in violations):
+        return True
+    said_by_fcm = any(d.get("errorCode") == "INVALID_ARGUMENT" for d in _details(error, FCM_ERROR))
+    return said_by_fcm and not _details(error, BAD_REQUEST)
 
 
 def _outcome(response: http2.Response, token: str) -> Outcome:
@@ -298,15 +307,13 @@ def _outcome(response: http2.Response, token: str) -> Outcome:
     code = _error_code(error)
     said = str(error.get("message") or response.reason_phrase or "no reason given")[:200].replace(token, "<token>")
     reason = f"FCM answered {status} {code}: {said}" if code else f"FCM answered {status}: {said}"
-    # A 404 counts as gone only in Google's own words: a wrong URL must not delete every device.
-    if code in GONE_CODES or (code == "INVALID_ARGUMENT" and _names_the_token(error)) \
-            or (status == 404 and error.get("status") == "NOT_FOUND"):
+    # Gone only in FCM's own words (an FcmError's UNREGISTERED, ...): a bare 404 NOT_FOUND (a wrong project
+    # or URL) must not delete every device; it is failed, and logged.
+    if code in GONE_CODES or (code == "INVALID_ARGUMENT" and _names_the_token(error)):
         return _refused("gone", reason)
     if status == 429 or status >= 500:
         return _refused("retry", reason, retry_after(response.headers.get("retry-after")))
     return _refused("failed", reason)
-
-
 
 
 def _token_refused(status: Status, what: str, retry_after_s: float | None = None) -> TokenRefused:

@@ -207,6 +207,9 @@ class _Connection(asyncio.Protocol):
         except asyncio.CancelledError:
             self._cancel(stream_id)
             raise
+        except h2.exceptions.H2Error as e:  # h2 refused a DATA frame: the peer closed the stream or connection
+            self._cancel(stream_id)
+            raise StreamReset(f"the request could not be sent ({type(e).__name__})") from None
 
     async def _stream_slot(self) -> None:
         """Wait for a stream this connection may open; _Moved when it stops taking them meanwhile."""
