@@ -345,7 +345,8 @@ def main(argv: list[str] | None = None) -> None:
         limits.add_argument(flag, dest=name, type=int, metavar="N", help=f"the owner's {name.replace('_', ' ')}")
     limits.add_argument("--reset", action="store_true", help="back to the deployment's [rooms] defaults, but for "
                                                               "the limits given")
-    limits.add_argument("--show", action="store_true", help="only show them (what every call prints last)")
+    limits.add_argument("--show", action="store_true", help="only show them (what every call prints last); "
+                                                             "with a limit or --reset it is a usage error")
     operator = commands.add_parser("operators", help="who may use the operations dashboard (/ops/) and its API")
     operator_actions = operator.add_subparsers(dest="action", required=True)
     for action, text in (("grant", "make a user an operator"), ("revoke", "take the operator mark away")):
@@ -356,6 +357,9 @@ def main(argv: list[str] | None = None) -> None:
     ops_token.add_argument("--name", default="ops", help="what the token is for")
     ops_token.add_argument("--expires-days", type=int, default=0, help="days until it expires (default: never)")
     args = parser.parse_args(argv)
+    if args.command == "rooms" and args.show and (args.reset or any(getattr(args, name) is not None
+                                                                    for _, name in _ROOM_LIMIT_FLAGS)):
+        limits.error("--show only shows the limits: give it no limit and no --reset")  # exits 2, writes nothing
 
     settings = config.settings()
     _setup_logging(settings)

@@ -100,16 +100,15 @@ def purge_rooms() -> None:
     while True:
         rooms = list(Room.select().where((Room.status == "expired") & Room.purged_at.is_null()
                                          & (Room.expired_at <= cutoff)).order_by(Room.expired_at).limit(PURGE_BATCH))
-        for room in rooms:
-            _purge(room)
-        purged += len(rooms)
+        purged += sum(_purge(room) for room in rooms)  # those this run purged: another may have had some
         if len(rooms) < PURGE_BATCH:
             break
     if purged:
         logger.info("Purged %d expired temporary rooms.", purged)
 
 
-def _purge(room: Room) -> None:
+def _purge(room: Room) -> int:
+    """Purge one room; 1 if this run did (set its `purged_at`), 0 if another run was first."""
     guests = Guest.select(Guest.user).where(Guest.room == room.id)
     which = File.uploader.in_(guests)
     if room.channel_id:  # null when the owner deleted the room's workspace
@@ -122,4 +121,4 @@ def _purge(room: Room) -> None:
         User.delete().where(User.id.in_(guests)).execute()  # their memberships, guest rows and messages too
         if room.workspace_id:
             Workspace.delete().where(Workspace.id == room.workspace_id).execute()  # the channel and all it held
-        Room.update(purged_at=utcnow()).where((Room.id == room.id) & Room.purged_at.is_null()).execute()
+        return Room.update(purged_at=utcnow()).where((Room.id == room.id) & Room.purged_at.is_null()).execute()

@@ -100,13 +100,14 @@ def may_read_message_of(viewer_id: int, channel: Channel) -> bool:
     return True
 
 
-def readable(viewer_id: int, file: File) -> bool:
+def readable(viewer_id: int, file: File, room_channel_id: uuid.UUID | None = None) -> bool:
     """The uploader; anyone signed in for a public file; for a private one, whoever may read a live
-    message it is attached to."""
+    message it is attached to. A guest (`room_channel_id`: its room's channel) is no one "signed in":
+    beyond its own uploads it reads only what is attached in its room."""
     if file.deleted_at is not None:
         return False
-    if file.uploader_id == viewer_id or file.visibility == "public":
+    if file.uploader_id == viewer_id or (file.visibility == "public" and room_channel_id is None):
         return True
     attached = (Channel.select().join(Message).join(Attachment)
                 .where((Attachment.file == file.id) & Message.deleted_at.is_null()).first())
-    return attached is not None and may_read_message_of(viewer_id, attached)
+    return attached is not None and room_channel_id in (None, attached.id) and may_read_message_of(viewer_id, attached)

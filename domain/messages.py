@@ -12,6 +12,7 @@ from peewee import Case, IntegrityError
 from domain import commands as c
 from domain import files
 from domain import realtime as rt
+from domain import rooms
 from domain.commands import Command
 from domain.writes import BULK, after_commit, apply, create, update
 from models import Channel, ChannelMember, Message, Translation, User, db
@@ -53,6 +54,7 @@ def _count_replies(parent_ids: list[uuid.UUID], delta: int) -> None:
 
 @apply.register
 def _(cmd: c.PostMessage) -> None:
+    rooms.refuse_shut([cmd.channel_id])
     create(Message, **_message_row(cmd))
     files.claim(cmd.message_id, cmd.author_id, cmd.file_ids, cmd.attachment_ids, cmd.at)
     _count_replies([cmd.parent_id] if cmd.parent_id else [], 1)
@@ -60,6 +62,7 @@ def _(cmd: c.PostMessage) -> None:
 
 
 def _post_messages(cmds: list[c.PostMessage]) -> None:
+    rooms.refuse_shut([cmd.channel_id for cmd in cmds])
     Message.insert_many([_message_row(cmd) for cmd in cmds]).execute()
     for cmd in cmds:
         files.claim(cmd.message_id, cmd.author_id, cmd.file_ids, cmd.attachment_ids, cmd.at)

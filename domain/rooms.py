@@ -6,8 +6,9 @@ and how this area's commands apply.
 - Quotas (active rooms, creations a calendar month in UTC) are decided where the room is written, under
   a lock on the owner, so parallel creates never get past them; the handler only checks what a request
   asks for (its ttl_hours, its extension_hours).
-- A room is open while it is `active` and its `expires_at` is ahead. Every read checks both, so a room
-  is shut at its `expires_at` to the millisecond; the expiry actor (actors/rooms.py) then marks it
+- A room is open while it is `active` and its `expires_at` is ahead. Every read checks both, and so
+  does every message's write, whoever posts, so a room is shut at its `expires_at` to the millisecond
+  (a post let in just before it does not commit after it); the expiry actor (actors/rooms.py) then marks it
   `expired` and revokes its guests' tokens, and later purges it.
 - A guest is a user of its own (named by the nickname, no email, password or token, so no sign-in
   reaches it) who is a member of the room's workspace with the role `guest`: translation serves its
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
+import functools
 import secrets
 import uuid
 
@@ -26,6 +27,7 @@ from config import settings
 from domain import realtime as rt
 from domain.commands import Command
 from domain.errors import Forbidden, Gone, Invalid, NotFound, Unauthenticated
+from domain.tokens import digest
 from domain.writes import after_commit, apply, create
 from models import Channel, Guest, Membership, Prepared, Room, RoomLimit, User, Workspace, db, is_postgres, utcnow
 
@@ -98,11 +100,7 @@ def expired() -> Gone:
 def mint_token() -> tuple[str, str]:
     """A new guest session token, and the digest to store."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    return token, digest(token)
-
-
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return token, digest(token)  # the bearer tokens' digest: the secret is as random as theirs
 
 
 _room = Prepared(lambda room_id: Room.select().where(Room.id == room_id), room_id=uuid.UUID)
@@ -124,6 +122,31 @@ def owned_room(room_id: uuid.UUID, owner_id: int) -> Room:
     if room is None or room.owner_id != owner_id:
         raise NotFound(NOT_FOUND)
     return room
+
+
+_room_of_channel = Prepared(lambda channel_id: Room.select(Room.id).where(Room.channel == channel_id),
+                            channel_id=uuid.UUID)
+
+
+@functools.lru_cache(maxsize=65536)
+def _room_id_of(channel_id: uuid.UUID) -> uuid.UUID | None:
+    """The room whose channel this is, if any. Kept: a channel is made a room's with the room, or never
+    (and a deleted room's channel takes no more messages), so every other channel's messages are written
+    with no lookup after the first."""
+    room = _room_of_channel.first(channel_id=channel_id)
+    return room.id if room is not None else None
+
+
+def refuse_shut(channel_ids) -> None:
+    """Gone if one of these channels is a room's that is no longer open. Messages are written only after
+    this, so a post the handler let in just before `expires_at` does not commit after it, nor does a
+    member's once the room is over (what it holds is to be purged)."""
+    now = utcnow()
+    for channel_id in set(channel_ids):
+        room_id = _room_id_of(channel_id)
+        room = _room.first(room_id=room_id) if room_id is not None else None
+        if room is not None and not is_open(room, now):
+            raise expired()
 
 
 _guest = Prepared(lambda token_hash: Guest.select(Guest, Room, User).join(Room).switch(Guest).join(User)
@@ -164,11 +187,13 @@ class CreateRoom(Command):
 
 
 class ExtendRoom(Command):
-    """Push an open room's expiry out by `hours`, never past its `max_expires_at`."""
+    """Push an open room's expiry out by `hours`, never past its `max_expires_at`; `up_to_max` (the
+    default extension) takes as much of `hours` as `max_expires_at` leaves."""
 
     room_id: uuid.UUID
     hours: int
     at: dt.datetime
+    up_to_max: bool = False
 
 
 class JoinRoom(Command):
@@ -201,6 +226,17 @@ def _lock(model, key) -> None:
     the write transaction holds the whole database already."""
     if is_postgres():
         list(model.select(model._meta.primary_key).where(model._meta.primary_key == key).for_update())
+
+
+def extended_expiry(room: Room, extension_hours: int, up_to_max: bool) -> dt.datetime:
+    """The room's expires_at after an extension (for `up_to_max`, as much of it as `max_expires_at` leaves);
+    Invalid past `max_expires_at`, or when nothing is left to add."""
+    expires_at = room.expires_at + hours(extension_hours)
+    if up_to_max:
+        expires_at = min(expires_at, room.max_expires_at)
+    if not room.expires_at < expires_at <= room.max_expires_at:
+        raise Invalid(EXTENSION_EXCEEDS_LIMIT, {"extension_hours": [EXTENSION_EXCEEDS_LIMIT]})
+    return expires_at
 
 
 def _expire_at(room_id: uuid.UUID, extension_count: int, expires_at: dt.datetime) -> None:
@@ -237,9 +273,7 @@ def _(cmd: ExtendRoom) -> None:
         raise NotFound(NOT_FOUND)
     if not is_open(room, utcnow()):
         raise expired()
-    expires_at = room.expires_at + hours(cmd.hours)
-    if expires_at > room.max_expires_at:
-        raise Invalid(EXTENSION_EXCEEDS_LIMIT, {"extension_hours": [EXTENSION_EXCEEDS_LIMIT]})
+    expires_at = extended_expiry(room, cmd.hours, cmd.up_to_max)
     Room.update(expires_at=expires_at, extension_count=Room.extension_count + 1).where(Room.id == cmd.room_id).execute()
     Guest.update(expires_at=expires_at).where((Guest.room == cmd.room_id) & Guest.revoked_at.is_null()).execute()
     _expire_at(cmd.room_id, room.extension_count + 1, expires_at)
@@ -247,6 +281,7 @@ def _(cmd: ExtendRoom) -> None:
 
 @apply.register
 def _(cmd: JoinRoom) -> None:
+    _lock(Room, cmd.room_id)  # an extension beside the join waits, or has committed: the guest gets its expires_at
     room = Room.get_or_none(Room.id == cmd.room_id)
     if room is None:
         raise NotFound(NOT_FOUND)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import signal
 import socket
+import threading
 
 import redis
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
@@ -35,7 +35,6 @@ def run(settings: Settings) -> None:
         return job
 
     every = settings.scheduler.sweep_interval_s
-    scheduler.add_job(lock.hold, "interval", seconds=max(1, settings.scheduler.lock_ttl_s // 3), next_run_time=dt.datetime.now(dt.timezone.utc))
     scheduler.add_job(when_leading(expiry.expire_applied_commands), "interval", seconds=every)
     scheduler.add_job(when_leading(expiry.expire_tokens), "interval", seconds=every)
     scheduler.add_job(when_leading(expiry.expire_invites), "interval", seconds=every)
@@ -53,16 +52,23 @@ def run(settings: Settings) -> None:
 
     scheduler.add_listener(_run_recorder(scheduler, lock), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
 
+    stopping = threading.Event()
+    keeper = threading.Thread(target=lock.keep, args=(stopping,), name="scheduler-lock", daemon=True)
+
     def stop(signum, frame):
         logger.info("Scheduler stopping on signal %d.", signum)
+        stopping.set()
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     logger.info("Scheduler started; sweeps every %d s.", every)
+    keeper.start()
     try:
         scheduler.start()
     finally:
+        stopping.set()
+        keeper.join(timeout=5)
         lock.release()
 
 
@@ -73,7 +79,7 @@ def _run_recorder(scheduler, lock: LeaderLock):
 
     def record(event):
         job = scheduler.get_job(event.job_id)
-        if job is None or job.func == lock.hold or not lock.leads:
+        if job is None or not lock.leads:
             return
         outcome = "sent" if event.exception is None else f"error: {type(event.exception).__name__}: {event.exception}"
         interval = getattr(job.trigger, "interval", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 
@@ -62,6 +63,26 @@ class LeaderLock:
         if held:
             self._held_until = asked + self.ttl_ms / 1000  # from before the call: Redis set it later than that
         return held
+
+    def keep(self, stop: threading.Event) -> None:
+        """Hold the lead, or stand by for it, until `stop` is set. The leader renews every third of the
+        TTL; a standby tries again the moment the leader's lock is due to lapse (its PTTL), so a leader
+        killed -9 is replaced within the TTL of its last renewal, not a polling interval later."""
+        while not stop.is_set():
+            self.hold()
+            stop.wait(self._next_try())
+
+    def _next_try(self) -> float:
+        renew_s = self.ttl_ms / 3000
+        if self.leading:
+            return renew_s
+        try:
+            left_ms = self.client.pttl(self.key)
+        except redis.RedisError:
+            return renew_s
+        if left_ms == -2:  # gone between our try and now: released, so try again at once
+            return 0.01
+        return renew_s if left_ms < 0 else min(renew_s, left_ms / 1000 + 0.005)
 
     def release(self) -> None:
         if self.leading:

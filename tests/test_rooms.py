@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ import pytest
 import redis
 from ulid import ULID
 
+from domain import tokens
 from domain.realtime import Keys
 from tests import translating
 from tests.rosetta import AppUser, Browser
@@ -87,6 +89,11 @@ def at(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value)
 
 
+def uid(ulid: str) -> uuid.UUID:
+    """The row id behind an id as the API shows it."""
+    return uuid.UUID(str(ULID.from_str(ulid.upper()).to_uuid()))
+
+
 def until(moment: dt.datetime) -> None:
     time.sleep(max(0.0, (moment - dt.datetime.now(dt.timezone.utc)).total_seconds()))
 
@@ -122,7 +129,7 @@ def test_a_room_is_created_listed_and_shown_as_the_spec_has_it(url, db):
     assert other.api.get(f"/external/rooms/{room['room_id']}").status_code == 404
 
 
-def test_each_route_needs_a_token_with_its_ability(url, rosetta_browser_origin):
+def test_each_route_needs_a_token_with_its_ability(url, rstack, rosetta_browser_origin):
     reader = Developer(url, "temporary-rooms:read")
     refused = reader.api.post("/external/rooms", json={"name": "x"})
     assert (refused.status_code, refused.json()) == (403, {"message": "Invalid ability provided."})
@@ -133,8 +140,18 @@ def test_each_route_needs_a_token_with_its_ability(url, rosetta_browser_origin):
     for call in (lambda: creator.api.get("/external/rooms"),
                  lambda: creator.api.post(f"/external/rooms/{room['room_id']}/extend", json={})):
         assert call().status_code == 403
+    extender = Developer(url, "temporary-rooms:extend")
+    for call in (lambda: extender.api.post("/external/rooms", json={"name": "x"}),
+                 lambda: extender.api.get("/external/rooms"), lambda: extender.api.get("/external/rooms/usage")):
+        refused = call()
+        assert (refused.status_code, refused.json()) == (403, {"message": "Invalid ability provided."})
     everything = Developer(url, "*")
-    assert everything.api.post("/external/rooms", json={"name": "x"}).status_code == 201
+    limits(rstack, everything.email, "--extension-hours", "1", "--max-lifetime-hours", "48")
+    mine = everything.api.post("/external/rooms", json={"name": "x"})
+    assert mine.status_code == 201
+    assert everything.api.get("/external/rooms/usage").json()["data"]["usage"]["active_room_count"] == 1
+    extended = everything.api.post(f"/external/rooms/{mine.json()['data']['room_id']}/extend")
+    assert (extended.status_code, extended.json()["data"]["extension_count"]) == (200, 1)
     assert everything.user.api.get("/external/rooms").status_code == 200  # the sign-in token has `*` too
     # The spec asks for an API token: a web session is refused.
     browser = Browser(rosetta_browser_origin)
@@ -161,6 +178,21 @@ def test_ttl_hours_is_capped_by_the_owners_limits(url, rstack):
     assert bad.status_code == 422 and set(bad.json()["errors"]) == {"name", "ttl_hours"}
 
 
+def test_an_omitted_ttl_hours_is_capped_by_the_owners_limits_too(url, rstack):
+    dev = Developer(url)
+    limits(rstack, dev.email, "--max-ttl-hours", "6")
+    room = dev.room()
+    assert at(room["expires_at"]) - at(room["created_at"]) == dt.timedelta(seconds=6 * HOUR_S)
+    over = dev.api.post("/external/rooms", json={"name": "x", "ttl_hours": 7})
+    assert (over.status_code, over.json()["errors"]) == (422, {"ttl_hours": ["ttl_hours_exceeds_limit"]})
+    limits(rstack, dev.email, "--max-ttl-hours", "24", "--max-lifetime-hours", "4")  # the lifetime caps it as well
+    room = dev.room()
+    assert at(room["expires_at"]) - at(room["created_at"]) == dt.timedelta(seconds=4 * HOUR_S)
+    limits(rstack, dev.email, "--max-ttl-hours", "0")  # no hour allowed: no room, whatever the request says
+    none = dev.api.post("/external/rooms", json={"name": "x"})
+    assert (none.status_code, none.json()["errors"]) == (422, {"ttl_hours": ["ttl_hours_exceeds_limit"]})
+
+
 def test_limits_are_set_shown_and_reset_from_the_command_line(url, rstack):
     dev = Developer(url)
     assert limits(rstack, dev.email, "--show") == {
@@ -176,6 +208,11 @@ def test_limits_are_set_shown_and_reset_from_the_command_line(url, rstack):
     assert limits(rstack, dev.email, "--reset", "--active", "5") == {
         "active_limit": (5, "own"), "monthly_creation_limit": (10, "default"), "max_ttl_hours": (24, "default"),
         "extension_hours": (0, "default"), "max_lifetime_hours": (24, "default")}
+    for flags in (["--active", "9"], ["--reset"]):  # --show only shows: with a change it is a usage error
+        mixed = subprocess.run([sys.executable, str(ROOT / "app.py"), "rooms", "limits", "--email", dev.email, "--show",
+                                *flags], env=rstack.env, capture_output=True, text=True, timeout=60)
+        assert (mixed.returncode, mixed.stdout) == (2, "") and "--show only shows the limits" in mixed.stderr
+    assert limits(rstack, dev.email, "--show")["active_limit"] == (5, "own")
     unknown = subprocess.run([sys.executable, str(ROOT / "app.py"), "rooms", "limits", "--email", "nobody@x.test",
                               "--show"], env=rstack.env, capture_output=True, text=True, timeout=60)
     assert unknown.returncode != 0 and "No user has the email" in unknown.stderr
@@ -224,8 +261,12 @@ def test_extensions_need_limits_that_allow_them_and_stay_under_max_expires_at(ur
     for hours in (2, 6):  # past max_expires_at (19 + 2 > 20), and over the single-extension max
         over = dev.api.post(f"/external/rooms/{room['room_id']}/extend", json={"extension_hours": hours})
         assert (over.status_code, over.json()["errors"]) == (422, {"extension_hours": ["extension_hours_exceeds_limit"]})
-    assert dev.api.post(f"/external/rooms/{room['room_id']}/extend", json={"extension_hours": 1}).json()["data"][
-        "extension_count"] == 3
+    # Left out, the single-extension max (5) is capped at max_expires_at, as an omitted ttl_hours is.
+    clamped = dev.api.post(f"/external/rooms/{room['room_id']}/extend", json={}).json()["data"]
+    assert (clamped["expires_at"], clamped["extension_count"]) == (room["max_expires_at"], 3)
+    for body in ({}, {"extension_hours": 1}):  # nothing is left to add
+        over = dev.api.post(f"/external/rooms/{room['room_id']}/extend", json=body)
+        assert (over.status_code, over.json()["errors"]) == (422, {"extension_hours": ["extension_hours_exceeds_limit"]})
     assert Developer(url).api.post(f"/external/rooms/{room['room_id']}/extend").status_code == 404
 
 
@@ -243,7 +284,7 @@ def test_guests_read_everything_in_their_language_and_post_as_guests(url, db):
     assert joined["room"] == {"room_id": room["room_id"], "workspace_id": room["workspace_id"],
                               "channel_id": room["channel_id"], "name": "Help", "status": "active",
                               "expires_at": room["expires_at"]}
-    assert db.Guest.select().where(db.Guest.token_hash == session["token"]).count() == 0  # only its hash is kept
+    assert db.Guest.get_by_id(uid(joined["guest"]["id"])).token_hash == tokens.digest(session["token"])  # only that
     assert before == dev.api.get(f"/external/rooms/{room['room_id']}").json()["data"]
 
     posted = mei.post("/messages", json={"content": "Hello team"})
@@ -264,6 +305,13 @@ def test_guests_read_everything_in_their_language_and_post_as_guests(url, db):
     assert [m["id"] for m in listed["data"]] == [own["id"], message["id"]]
     thread = mei.get("/messages", params={"parent_message_id": message["id"]}).json()["data"]
     assert [m["original_content"] for m in thread] == ["How can we help?"]
+    answered = mei.post("/messages", json={"content": "Thanks", "parent_message_id": own["id"]})
+    assert answered.status_code == 201, answered.text
+    assert answered.json()["data"]["parent_message_id"] == own["id"]
+    replies = mei.get("/messages", params={"parent_message_id": own["id"]}).json()["data"]
+    assert [(m["id"], m["author"]["kind"]) for m in replies] == [(answered.json()["data"]["id"], "guest")]
+    assert mei.get(f"/messages/{own['id']}").json()["data"]["reply_count"] == 1
+    assert [m["id"] for m in mei.get("/messages").json()["data"]] == [own["id"], message["id"]]  # no reply at the top
     # The owner sees the guest's message as a guest's, in their own language.
     theirs = dev.user.api.get(f"{channel}/{message['id']}").json()["data"]
     assert (theirs["author"]["kind"], theirs["author"]["name"]) == ("guest", "Mei")
@@ -293,6 +341,8 @@ def test_a_guest_token_opens_its_own_room_only(url):
     assert httpx.get(f"{url}/external/rooms/{unknown}/messages", headers=guest.headers).status_code == 404
     missing = httpx.post(f"{url}/external/rooms/{unknown}/guests", json={"nickname": "A", "preferred_language": "en"})
     assert (missing.status_code, missing.json()) == (404, {"message": "Temporary Room not found."})
+    posted = httpx.post(f"{url}/external/rooms/{unknown}/messages", headers=guest.headers, json={"content": "hi"})
+    assert (posted.status_code, posted.json()) == (404, {"message": "Temporary Room not found."})
     # A guest token is no bearer token, and reaches nothing outside its room.
     assert httpx.get(f"{url}/me", headers={"Authorization": f"Bearer {guest.headers[GUEST]}"}).status_code == 401
     assert httpx.get(f"{url}/me", headers=guest.headers).status_code == 401
@@ -316,6 +366,35 @@ def test_guests_attach_files_they_upload_with_their_token(url):
     stranger, _ = join(url, dev.room())
     assert httpx.get(origin + download, headers=stranger.headers).status_code == 404
     assert httpx.get(f"{url}/files/{file_id}", headers=stranger.headers).status_code == 404
+
+
+def test_a_guest_reads_only_its_own_files_and_those_attached_in_its_room(url):
+    dev = Developer(url)
+    room = dev.room()
+    guest, _ = join(url, room)
+    origin = url.removesuffix("/api/v1")
+
+    def upload(client, name: str) -> str:
+        answer = client.post(f"{url}/files", files={"file": (name, name.encode())}, data={"visibility": "public"})
+        assert answer.status_code == 201, answer.text
+        return answer.json()["data"]["id"]
+
+    def reads(file_id: str) -> tuple[int, int]:
+        return (httpx.get(f"{url}/files/{file_id}", headers=guest.headers).status_code,
+                httpx.get(f"{url}/files/{file_id}/download", headers=guest.headers).status_code)
+    # A public file is anyone's signed in, not a guest's: neither staged nor attached outside its room.
+    assert reads(upload(dev.user.api, "staged.txt")) == (404, 404)
+    stranger, _ = join(url, dev.room())
+    theirs = upload(httpx.Client(headers=stranger.headers), "theirs.txt")
+    attachment = stranger.post("/messages", json={"attachment_ids": [theirs]}).json()["data"]["attachments"][0]
+    assert reads(theirs) == (404, 404)
+    assert httpx.get(origin + attachment["download_url"], headers=guest.headers).status_code == 404
+    # What is attached in its room, and its own uploads, it reads.
+    shared = upload(dev.user.api, "shared.txt")
+    channel = f"/workspaces/{room['workspace_id']}/channels/{room['channel_id']}/messages"
+    assert dev.user.api.post(channel, json={"attachment_ids": [shared]}).status_code == 201
+    assert reads(shared) == (200, 200)
+    assert reads(upload(httpx.Client(headers=guest.headers), "mine.txt")) == (200, 200)
 
 
 def test_a_room_shuts_on_time_and_cuts_its_guests_off_mid_conversation(url, db):
@@ -344,8 +423,32 @@ def test_a_room_shuts_on_time_and_cuts_its_guests_off_mid_conversation(url, db):
     assert row.expired_at - row.expires_at < dt.timedelta(seconds=1), (row.expires_at, row.expired_at)
     assert all(g.revoked_at is not None for g in db.Guest.select().where(db.Guest.room == row.id))
     assert dev.api.post(f"/external/rooms/{room['room_id']}/extend").status_code == 403  # the default: no extension
-    assert len(dev.user.api.get(f"/workspaces/{room['workspace_id']}/channels/{room['channel_id']}/messages",
-                                params={"per_page": 100}).json()["data"]) == sent  # kept until the purge
+    upload = httpx.post(f"{url}/files", headers=guest.headers, files={"file": ("late.txt", b"late")})
+    assert (upload.status_code, upload.json()) == (410, gone)
+    # The room is over for its owner too: nothing more goes into what is to be purged.
+    channel = f"/workspaces/{room['workspace_id']}/channels/{room['channel_id']}/messages"
+    owners = dev.user.api.post(channel, json={"content": "anyone there?"})
+    assert (owners.status_code, owners.json()) == (410, gone)
+    assert len(dev.user.api.get(channel, params={"per_page": 100}).json()["data"]) == sent  # kept until the purge
+
+
+def test_a_post_let_in_before_expires_at_does_not_commit_after_it(url, rstack, db):
+    """The handler checks the room as the request arrives; the write checks it again as it commits."""
+    dev = Developer(url)
+    room = dev.room(ttl_hours=1)
+    guest, _ = join(url, room)
+    rstack.kill_worker()  # the write waits in its queue while the room runs out
+    try:
+        accepted = guest.post("/messages", json={"content": "just in time"}, headers={"Prefer": "respond-async"})
+        assert accepted.status_code == 202, accepted.text
+        until(at(room["expires_at"]) + dt.timedelta(seconds=0.2))
+    finally:
+        rstack.start_worker()
+    assert wait_for(lambda: db.Room.get_by_id(uid(room["room_id"])).status == "expired", timeout=15)
+    channel = f"/workspaces/{room['workspace_id']}/channels/{room['channel_id']}/messages"
+    assert dev.user.api.post(channel, json={"content": "after it"}).status_code == 410  # the writes queue is served
+    time.sleep(1)
+    assert db.Message.select().where(db.Message.channel == uid(room["channel_id"])).count() == 0
 
 
 def test_an_extension_holds_the_room_open_past_its_first_expiry(url, rstack, db):
@@ -358,11 +461,40 @@ def test_an_extension_holds_the_room_open_past_its_first_expiry(url, rstack, db)
     assert second - first == dt.timedelta(seconds=HOUR_S)
     until(first + dt.timedelta(seconds=0.8))  # the first delayed message has come and gone
     assert guest.post("/messages", json={"content": "still here"}).status_code == 201
-    row = db.Room.get_by_id(uuid.UUID(str(ULID.from_str(room["room_id"].upper()).to_uuid())))
+    row = db.Room.get_by_id(uid(room["room_id"]))
     assert row.status == "active"
+    until(second - dt.timedelta(seconds=0.5))  # a stale first message handled late would have shut it by now
+    assert guest.post("/messages", json={"content": "nearly gone"}).status_code == 201
+    assert db.Room.get_by_id(row.id).status == "active"
+    assert dev.api.get(f"/external/rooms/{room['room_id']}").json()["data"]["status"] == "active"
     until(second)
     assert guest.post("/messages", json={"content": "gone"}).status_code == 410
     assert wait_for(lambda: db.Room.get_by_id(row.id).status == "expired", timeout=5, interval=0.02)
+    # Its limits would allow one more hour (2 + 1 <= 3), but an expired room stays expired.
+    late = dev.api.post(f"/external/rooms/{room['room_id']}/extend")
+    assert (late.status_code, late.json()) == (410, {"message": "Temporary Room is not available.",
+                                                     "errors": {"code": ["temporary_room_expired"]}})
+
+
+def test_guests_who_join_beside_extensions_get_the_rooms_expiry(url, rstack, db):
+    """A join reads the room's expires_at under the lock an extension takes (it matters on PostgreSQL: on
+    SQLite a write holds the whole database). A server that sends each command alone, so that the worker's
+    threads commit joins and extensions side by side."""
+    alone = f"http://127.0.0.1:{rstack.start_server(SECTOR_WRITES_BATCH_MAX='1')}/api/v1"
+    dev = Developer(url)
+    limits(rstack, dev.email, "--active", "10", "--extension-hours", "1", "--max-lifetime-hours", "1000",
+           "--max-ttl-hours", "10")
+    owner = httpx.Client(base_url=alone, timeout=30, headers={"Authorization": dev.api.headers["Authorization"]})
+    for room in (dev.room(ttl_hours=10) for _ in range(6)):
+        extend = lambda room=room: owner.post(f"/external/rooms/{room['room_id']}/extend",  # noqa: E731
+                                              json={"extension_hours": 1})
+        with ThreadPoolExecutor(16) as pool:
+            calls = [pool.submit(extend if n % 3 == 0 else lambda n=n, room=room: join(alone, room, f"G{n}"))
+                     for n in range(36)]
+            assert all(answer.status_code == 200 for answer in [call.result() for call in calls][::3])
+        expires_at = db.Room.get_by_id(uid(room["room_id"])).expires_at
+        guests = db.Guest.select().where(db.Guest.room == uid(room["room_id"]))
+        assert [g.expires_at for g in guests] == [expires_at] * 24
 
 
 def test_join_is_limited_per_room_and_per_ip(url, rstack):
@@ -393,8 +525,10 @@ def test_the_scheduler_backs_up_lost_expiries_and_purges_expired_rooms(url, rsta
     upload = httpx.post(f"{url}/files", headers=guest.headers, files={"file": ("a.txt", b"guest bytes")})
     file_id = upload.json()["data"]["id"]
     assert guest.post("/messages", json={"content": "bye", "attachment_ids": [file_id]}).status_code == 201
-    dev.user.api.post(f"/workspaces/{room['workspace_id']}/channels/{room['channel_id']}/messages",
-                      json={"content": "from the owner"})
+    owners = dev.user.api.post(f"/workspaces/{room['workspace_id']}/channels/{room['channel_id']}/messages",
+                               json={"content": "from the owner"}).json()["data"]["id"]
+    translations = db.Translation.select().where(db.Translation.message == uid(owners))
+    assert wait_for(lambda: translations.count() == 1, timeout=HOUR_S)  # into the guest's Chinese
     room_id = uuid.UUID(str(ULID.from_str(room["room_id"].upper()).to_uuid()))
     file_row = db.File.get_by_id(uuid.UUID(str(ULID.from_str(file_id.upper()).to_uuid())))
     stored = rstack.data_dir / "files" / file_row.storage_key
@@ -414,6 +548,7 @@ def test_the_scheduler_backs_up_lost_expiries_and_purges_expired_rooms(url, rsta
     assert (purged.status, purged.workspace_id, purged.channel_id) == ("expired", None, None)
     assert db.Message.select().where(db.Message.channel == uuid.UUID(str(ULID.from_str(
         room["channel_id"].upper()).to_uuid()))).count() == 0
+    assert translations.count() == 0
     assert db.File.get_or_none(db.File.id == file_row.id) is None
     assert wait_for(lambda: not stored.exists(), timeout=10)
     assert db.User.select().where(db.User.id.in_(guest_users)).count() == 0
@@ -423,17 +558,24 @@ def test_the_scheduler_backs_up_lost_expiries_and_purges_expired_rooms(url, rsta
 
 
 SWEEP = """
-import sys, time
+import logging, sys, time
 import actors  # noqa: F401  (the broker, as a worker has it)
 import models
 from actors import rooms
 from config import settings
+logging.basicConfig(stream=sys.stdout, format="%(message)s")
+logging.getLogger("actors.rooms").setLevel(logging.INFO)  # what each sweep says it did
 models.open_database(settings().database_url)
 time.sleep(max(0.0, float(sys.argv[1]) - time.time()))  # both start at once
 rooms.expire_rooms.fn()
 rooms.purge_rooms.fn()
 print("swept")
 """
+
+
+def swept(out: str, what: str) -> int:
+    """The rooms a sweep's log says it expired or purged."""
+    return sum(int(n) for n in re.findall(rf"^{what} (\d+) ", out, re.M))
 
 
 def test_two_sweeps_at_once_change_nothing_twice(url, rstack, db):
@@ -453,15 +595,28 @@ def test_two_sweeps_at_once_change_nothing_twice(url, rstack, db):
     assert wait_for(lambda: all(db.Room.get_by_id(i).status == "expired" for i in expired_ids), timeout=15)
     long_ago = db.utcnow() - dt.timedelta(seconds=10 * HOUR_S)
     db.Room.update(expired_at=long_ago).where(db.Room.id.in_(expired_ids)).execute()  # due for the purge
-    lost_ids = [db.Room.create(id=uuid.uuid4(), owner=owner_id, name="lost", expires_at=db.utcnow(),
-                               max_expires_at=db.utcnow(), created_at=db.utcnow()).id for _ in range(3)]
-    start = time.time() + 2
+    now = db.utcnow()
+    lost_ids = [db.Room.create(id=uuid.uuid4(), owner=owner_id, name="lost", expires_at=now, max_expires_at=now,
+                               created_at=now).id for _ in range(60)]
+    # Rooms whose workspace is gone already, due for the purge too: both sweeps are some batches deep at once.
+    emptied = [db.Room.create(id=uuid.uuid4(), owner=owner_id, name="emptied", status="expired", expires_at=long_ago,
+                              expired_at=long_ago, max_expires_at=long_ago, created_at=long_ago).id for _ in range(57)]
+    since, start = db.utcnow(), time.time() + 2
     sweeps = [subprocess.Popen([sys.executable, "-c", SWEEP, str(start)], env=rstack.env, cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = []
     for sweep in sweeps:
         out, err = sweep.communicate(timeout=60)
-        assert sweep.returncode == 0 and out.strip() == "swept", err
+        assert sweep.returncode == 0 and out.strip().endswith("swept"), err
+        outs.append(out)
+    # Each room was expired, and purged, by one of them: together they say so of each once. (Rooms of the
+    # other tests come due meanwhile too; no scheduler runs, but the worker's delayed messages expire some.)
+    assert 60 <= sum(swept(out, "Expired") for out in outs) <= db.Room.select().where(
+        db.Room.expired_at >= since).count(), outs
+    assert sum(swept(out, "Purged") for out in outs) == db.Room.select().where(
+        db.Room.purged_at >= since).count() >= 3 + 57, outs
     assert all(db.Room.get_by_id(i).status == "expired" for i in lost_ids)
+    assert all(db.Room.get_by_id(i).purged_at is not None for i in emptied)
     for room_id in expired_ids:
         row = db.Room.get_by_id(room_id)
         assert row.purged_at is not None and row.workspace_id is None

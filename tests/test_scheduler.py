@@ -5,12 +5,14 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 import uuid
 
 import redis
 
 import models
+from actors import expiry
 from scheduler.leader import LeaderLock
 from tests.stack import wait_for
 
@@ -32,14 +34,45 @@ def test_one_scheduler_leads_and_another_takes_over_when_the_lock_lapses(stack):
     assert first.hold()
 
 
-def test_the_scheduler_sweeps_old_command_ids_and_dead_tokens_through_a_worker(stack, alice):
+def test_a_standby_takes_the_lead_as_the_leaders_lock_lapses(stack):
+    client = redis.Redis.from_url(stack.settings.redis_url)
+    key = f"{stack.settings.redis.namespace}:test-leader:{uuid.uuid4().hex}"
+    leader, standby = LeaderLock(client, key, ttl_s=2), LeaderLock(client, key, ttl_s=2)
+    stopping = threading.Event()
+    assert leader.hold()
+    held_at = time.monotonic()  # and never renewed again: the leader is as good as killed
+    keeper = threading.Thread(target=standby.keep, args=(stopping,), daemon=True)
+    keeper.start()
+    try:
+        assert wait_for(lambda: standby.leads, timeout=5, interval=0.005)
+        took_after = time.monotonic() - held_at
+        assert 1.9 <= took_after <= 2.3, f"took the lead {took_after:.2f} s after the leader's last renewal"
+        assert not leader.hold() and standby.leads
+    finally:
+        stopping.set()
+        keeper.join(timeout=5)
+        standby.release()
+
+
+def test_the_scheduler_sweeps_old_command_ids_dead_tokens_and_invites_through_a_worker(stack, alice):
     models.open_database(stack.settings.database_url)
     old, recent = f"old-{uuid.uuid4().hex}", f"recent-{uuid.uuid4().hex}"
     long_ago = models.utcnow() - dt.timedelta(hours=stack.settings.writes.applied_retention_h + 1)
+    # More than two of the sweep's batches, so that it is seen to go on past the first.
+    older = [f"older-{uuid.uuid4().hex}" for _ in range(2 * expiry.BATCH + 5)]
     models.AppliedCommand.insert_many([{"id": old, "applied_at": long_ago},
-                                       {"id": recent, "applied_at": models.utcnow()}]).execute()
+                                       {"id": recent, "applied_at": models.utcnow()},
+                                       *({"id": cid, "applied_at": long_ago} for cid in older)]).execute()
     user = models.User.get(models.User.uid == uuid.UUID(alice.id))
     two_days_ago = models.utcnow() - dt.timedelta(days=2)
+    workspace = models.Workspace.create(id=uuid.uuid4(), name="Invites", owner=user.id, created_at=two_days_ago,
+                                        updated_at=two_days_ago)
+    invites = {name: uuid.uuid4() for name in ("expired", "revoked", "live", "recent")}
+    for name, expires_at, revoked_at in [("expired", two_days_ago, None), ("revoked", None, two_days_ago),
+                                         ("live", None, None), ("recent", models.utcnow(), None)]:
+        models.Invite.insert(id=invites[name], workspace=workspace.id, token_hash=uuid.uuid4().hex,
+                             expires_at=expires_at, revoked_at=revoked_at, created_at=two_days_ago).execute()
+    invite_exists = lambda name: models.Invite.select().where(models.Invite.id == invites[name]).exists()  # noqa: E731
     tokens = {name: models.new_id() for name in ("expired", "revoked", "live")}
     for name, expires_at, revoked_at in [("expired", two_days_ago, None), ("revoked", None, two_days_ago),
                                          ("live", None, None)]:
@@ -51,9 +84,14 @@ def test_the_scheduler_sweeps_old_command_ids_and_dead_tokens_through_a_worker(s
     try:
         exists = lambda cid: models.AppliedCommand.select().where(models.AppliedCommand.id == cid).exists()  # noqa: E731
         assert wait_for(lambda: not exists(old), timeout=30)
+        assert wait_for(lambda: not models.AppliedCommand.select().where(
+            models.AppliedCommand.id.in_(older)).exists(), timeout=30), "the sweep stopped after a batch"
         assert exists(recent)
         assert wait_for(lambda: not token_exists("expired") and not token_exists("revoked"), timeout=30)
         assert token_exists("live")
+        # An invite that expired or was revoked under a day ago stays, so that its link can say why it fails.
+        assert wait_for(lambda: not invite_exists("expired") and not invite_exists("revoked"), timeout=30)
+        assert invite_exists("live") and invite_exists("recent")
     finally:
         scheduler.terminate()
         scheduler.wait(timeout=15)
@@ -91,8 +129,9 @@ def _assert_once_per_interval(sends, window: float, every: int, logs) -> None:
 def test_two_schedulers_send_each_sweep_once_and_the_standby_takes_over_when_the_leader_is_killed(stack,
                                                                                                  tmp_path):
     ttl, every, window = 3, 1, 5.0
-    # A killed leader's lock lapses within its TTL; the standby tries every ttl/3 s; plus a second for load.
-    takeover_within = ttl + max(1, ttl // 3) + 1.0
+    # A killed leader's lock lapses within its TTL, and the standby tries as it lapses; half a second for
+    # a loaded machine (a standby polling every ttl/3 s instead would take up to a second more).
+    takeover_within = ttl + 0.5
     env = {**stack.env, "SECTOR_LOGGING_LEVEL": "INFO", "SECTOR_SCHEDULER_SWEEP_INTERVAL_S": str(every),
            "SECTOR_SCHEDULER_LOCK_TTL_S": str(ttl)}
     logs = [tmp_path / "scheduler-a.log", tmp_path / "scheduler-b.log"]

@@ -282,13 +282,14 @@ _GUEST_READS = ("Every message of the room, the owner's and other guests' too, i
 _ROOM_404 = "`Temporary Room not found.`: no such room, or another owner's."
 _GUEST_401 = "No `X-Rosetta-Guest-Token`, or one that is unknown or of another room."
 _QUOTA = ("`Temporary Room active room limit exceeded.` or `Temporary Room monthly creation limit exceeded.` "
-          "(`errors.code`: `temporary_room_quota_exceeded`); or the token lacks the ability, or is a session.")
+          "(`errors.code`: `temporary_room_quota_exceeded`); or the token lacks the ability, or is a session "
+          "(`Invalid ability provided.`, no `errors`).")
 ROUTES += [
     ("post", _ROOMS, "createATemporaryRoom", "External Temporary Rooms", "Create a Temporary Room",
      (201, "Created: a workspace of its own with one channel (kind `temporary_room`), owned by the caller, open to "
            "guests until `expires_at`.", "RoomOne"),
      {"user": True, "ability": "temporary-rooms:create", "write": "create", "body": ("RoomForm", "The room."),
-      "also": {403: ("Quota exceeded. " + _QUOTA, "CodedError"),
+      "also": {403: ("Quota exceeded. " + _QUOTA, "Forbidden"),
                422: "Invalid data, or `ttl_hours` over the owner's limit (`errors.ttl_hours`: "
                     "`ttl_hours_exceeds_limit`)."}}),
     ("get", _ROOMS, "listDeveloperOwnedTemporaryRooms", "External Temporary Rooms",
@@ -309,7 +310,7 @@ ROUTES += [
       "body": ("RoomExtendForm", "How long to extend by."), "optional_body": True,
       "also": {403: ("`Temporary Room extension is not allowed.` (`errors.code`: "
                      "`temporary_room_extension_not_allowed`): the owner's limits allow no extension; or the token "
-                     "lacks the ability, or is a session.", "CodedError"),
+                     "lacks the ability, or is a session (`Invalid ability provided.`, no `errors`).", "Forbidden"),
                404: _ROOM_404,
                410: ("`Temporary Room is not available.` (`errors.code`: `temporary_room_expired`): the room has "
                      "expired.", "CodedError"),
@@ -329,7 +330,7 @@ ROUTES += [
     ("post", _ROOM + "/messages", "sendAGuestRoomMessage", "External Temporary Rooms", "Send a guest room message",
      (201, "Posted by the guest (author kind `guest`). " + _MESSAGE_RULES + " A guest attaches files it uploaded "
            "itself with its guest token (POST /api/v1/files).", "MessageOne"),
-     {"guest": True, "write": "create", "body": ("GuestMessageForm", "The message."),
+     {"guest": True, "write": "create", "body": ("GuestMessageForm", "The message."), "optional_body": True,
       "also": {401: _GUEST_401, 404: "`Temporary Room not found.`"}}),
     ("get", _ROOM + "/messages/{message_id}", "showAGuestRoomMessage", "External Temporary Rooms",
      "Show a guest room message",

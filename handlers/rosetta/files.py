@@ -157,9 +157,14 @@ def _upload_fields(upload: Upload, default_visibility: str) -> dict:
     return {"visibility": fields.get("visibility") or default_visibility, "meta": meta}
 
 
+def _room_channel(request):
+    """A guest caller's room channel, the only one whose files it may read; None for anyone else."""
+    return request.ctx.guest.room.channel_id if request.ctx.guest is not None else None
+
+
 def _readable(request, file_id: str) -> File:
     found = File.get_or_none(File.id == path_ulid(file_id, FILE_NOT_FOUND))
-    if found is None or not files.readable(request.ctx.user.id, found):
+    if found is None or not files.readable(request.ctx.user.id, found, _room_channel(request)):
         raise NotFound(FILE_NOT_FOUND)
     return found
 
@@ -192,6 +197,7 @@ def _attached(request, attachment_id: str, direct: bool) -> File:
            .join(Channel).where((Attachment.id == path_ulid(attachment_id, missing)) & Message.deleted_at.is_null()
                                 & (Channel.kind == "direct" if direct else Channel.kind != "direct")).first())
     if row is None or row.file.deleted_at is not None \
+            or _room_channel(request) not in (None, row.message.channel_id) \
             or not files.may_read_message_of(request.ctx.user.id, row.message.channel):
         raise NotFound(missing)
     return row.file

@@ -436,6 +436,10 @@ def _components(session_cookie: str) -> dict:
                                   "properties": {"code": {"type": "array", "items": {"type": "string"},
                                                           "description": "What went wrong, for programs."}}}},
     }
+    components["Forbidden"] = {  # a route's own coded refusal, or the token's missing ability (message alone)
+        "type": "object", "required": ["message"],
+        "properties": {"message": {"type": "string"}, "errors": components["CodedError"]["properties"]["errors"]},
+    }
     components["Unauthenticated"] = {"type": "object", "required": ["message"],
                                      "properties": {"message": {"const": "Unauthenticated."}}}
     components["OpenApi"] = {"type": "object", "description": "An OpenAPI 3.1 document.", "required": ["openapi"]}

@@ -94,7 +94,9 @@ async def create_room(request):
     owner = _owner(request)
     form = validate(body(request), CREATE)
     limits = rooms.limits_of(owner.id)
-    ttl = form.get("ttl_hours") or request.app.ctx.settings.rooms.default_ttl_hours
+    ttl = form.get("ttl_hours")
+    if ttl is None:  # "Defaults to 24 and is capped by owner limits"; an owner allowed no hour still gets the 422
+        ttl = max(1, min(request.app.ctx.settings.rooms.default_ttl_hours, limits.longest_ttl_hours))
     if ttl > limits.longest_ttl_hours:
         raise Invalid(rooms.TTL_EXCEEDS_LIMIT, {"ttl_hours": [rooms.TTL_EXCEEDS_LIMIT]})
     ids = await claim_ids(request, f"user:{owner.id}", "room", "workspace", "channel")
@@ -157,10 +159,15 @@ async def extend_room(request, room_id):
         raise Forbidden(rooms.EXTENSION_NOT_ALLOWED, {"code": [rooms.EXTENSION_NOT_ALLOWED_CODE]})
     if not rooms.is_open(room, utcnow()):
         raise rooms.expired()
-    extension = form.get("extension_hours") or limits.extension_hours
-    if extension > limits.extension_hours or room.expires_at + rooms.hours(extension) > room.max_expires_at:
+    asked = form.get("extension_hours")
+    if asked is not None and asked > limits.extension_hours:
         raise Invalid(rooms.EXTENSION_EXCEEDS_LIMIT, {"extension_hours": [rooms.EXTENSION_EXCEEDS_LIMIT]})
-    command = rooms.ExtendRoom(command_id=new_id().hex, room_id=room.id, hours=extension, at=utcnow())
+    # Left out: the single-extension max, as much of it as max_expires_at leaves (a default capped as
+    # ttl_hours' is); asked for: all of it, or a 422. The write decides again on the room as it is then.
+    extension = limits.extension_hours if asked is None else asked
+    rooms.extended_expiry(room, extension, up_to_max=asked is None)
+    command = rooms.ExtendRoom(command_id=new_id().hex, room_id=room.id, hours=extension, at=utcnow(),
+                               up_to_max=asked is None)
 
     def render():
         extended = rooms.owned_room(room.id, owner.id)
