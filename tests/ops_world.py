@@ -66,6 +66,13 @@ class OpsWorld:
         return self.send(f"from actors.email import send_email\nfor _ in range({count}): "
                          f"print(send_email.send('not-sealed-{time.time_ns()}').message_id)")
 
+    def dead_mails(self, count: int = 1) -> list[str]:
+        """failing_mails() that have died: each is in the failed list when this returns."""
+        ids = self.failing_mails(count)
+        for message_id in ids:
+            self.dead(message_id)
+        return ids
+
     def dead(self, message_id: str, timeout: float = 20) -> dict:
         """The job's entry in the failed list once it is dead there."""
         found = {}

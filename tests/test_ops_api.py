@@ -66,8 +66,7 @@ def test_retry_runs_a_dead_job_again_and_is_audited(world):
 
 
 def test_delete_removes_a_dead_job(world):
-    (message_id,) = world.failing_mails()
-    world.dead(message_id)
+    (message_id,) = world.dead_mails()
     assert confirm(world.ops, f"/failed/{message_id}/delete").status_code == 200
     assert world.ops.get(f"/failed/{message_id}").status_code == 404
     assert confirm(world.ops, f"/failed/{message_id}/retry").status_code == 404
@@ -75,9 +74,7 @@ def test_delete_removes_a_dead_job(world):
 
 
 def test_purge_removes_every_dead_job_of_a_queue(world):
-    ids = world.failing_mails(3)
-    for message_id in ids:
-        world.dead(message_id)
+    world.dead_mails(3)
     answer = confirm(world.ops, "/queues/email/purge")
     assert answer.status_code == 200 and answer.json()["count"] >= 3, pretty(answer)
     page = world.ops.get("/failed", params={"queue": "email"}).json()
@@ -86,9 +83,7 @@ def test_purge_removes_every_dead_job_of_a_queue(world):
 
 
 def test_retry_all_sends_every_dead_job_of_a_queue_again(world):
-    ids = world.failing_mails(2)
-    for message_id in ids:
-        world.dead(message_id)
+    ids = world.dead_mails(2)
     answer = confirm(world.ops, "/queues/email/retry-all")
     assert answer.status_code == 200 and answer.json()["count"] >= 2, pretty(answer)
     assert wait_for(lambda: all(world.record(i).get("attempts") == "2" and world.record(i).get("dead") == "1"
@@ -96,8 +91,7 @@ def test_retry_all_sends_every_dead_job_of_a_queue_again(world):
 
 
 def test_actions_that_lose_or_rerun_jobs_need_confirming(world):
-    (message_id,) = world.failing_mails()
-    world.dead(message_id)
+    (message_id,) = world.dead_mails()
     for body in (None, {}, {"confirm": False}, {"confirm": "yes"}):
         answer = world.ops.post(f"/failed/{message_id}/delete", json=body) if body is not None else \
             world.ops.post(f"/failed/{message_id}/delete")
@@ -171,7 +165,7 @@ def test_the_series_samples_each_queue_s_depth_and_latency_on_the_server(world):
 
 
 def test_the_overview_shows_each_queue_its_last_hour_and_only_consumer_workers(world):
-    world.dead(world.failing_mails()[0])
+    world.dead_mails()
     time.sleep(1.5)  # a worker writes its counts every second
     overview = world.ops.get("/overview").json()
     assert [q["name"] for q in overview["queues"]] == ["writes", "messages", "translation", "push", "webhooks",
@@ -219,8 +213,7 @@ def test_search_finds_jobs_by_actor_message_id_and_argument_value(world):
         assert any(j["message_id"] == message_id
                    for j in world.ops.get("/search", params={"q": "file_deleted", "limit": 200}).json()["items"])
         # Redacted values are not searchable: a secret cannot be confirmed by guessing it.
-        (mail_id,) = world.failing_mails()
-        world.dead(mail_id)
+        world.dead_mails()
         assert world.ops.get("/search", params={"q": "not-sealed-"}).json()["items"] == []
     finally:
         world.ops.post("/queues/expiry/resume")
@@ -316,9 +309,7 @@ class Targets:
 
         self.world = world
         self.xsrf = httpx.get(f"{world.origin}/ops/").cookies["XSRF-TOKEN"]
-        self.dead = world.failing_mails(6)
-        for message_id in self.dead:
-            world.dead(message_id)
+        self.dead = world.dead_mails(6)
         self.seen = 0
 
     def adapt(self, case) -> None:

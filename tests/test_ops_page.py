@@ -110,8 +110,7 @@ def test_an_operator_sees_depth_rise_while_paused_reads_a_traceback_and_retries(
 
 
 def test_cancelling_the_confirmation_does_nothing(page, world):
-    (message_id,) = world.failing_mails()
-    world.dead(message_id)
+    (message_id,) = world.dead_mails()
     sign_in(page, world.operator.email, world.operator.password)
     row = page.locator(f"#failed tbody tr[data-message-id='{message_id}']")
     row.locator("button.delete").click()

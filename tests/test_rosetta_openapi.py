@@ -436,6 +436,16 @@ def _call(world, origin, method: str, route: str, params: dict, **kwargs):
     return response
 
 
+def test_a_token_without_the_rooms_ability_is_refused_as_the_document_says(world, origin):
+    """The fuzzing world's tokens have every ability, so this 403 (a message, no `errors.code`) is made here."""
+    minted = world.owner_api.post("/me/tokens", json={"name": "bot", "abilities": ["automation:post"]})
+    bearer = {"Authorization": f"Bearer {minted.json()['data']['token']}"}
+    for route, params, body in (("/external/rooms", {}, {"name": "x"}),
+                                ("/external/rooms/{room_id}/extend", {"room_id": str(ULID()).lower()}, {})):
+        answer = _call(world, origin, "POST", route, params, headers=bearer, body=body, media_type="application/json")
+        assert (answer.status_code, answer.json()) == (403, {"message": "Invalid ability provided."}), route
+
+
 @pytest.mark.parametrize("route", _DOWNLOAD_ROUTES)
 def test_every_kind_of_download_answer_keeps_to_the_document(world, origin, route):
     chat = world.chat
